@@ -1,0 +1,85 @@
+//! The keys table in DynamoDB.
+//!
+//! Item layout: `pk` = `"{region}#{release hour}"` (what one export run queries), `sk` = key id,
+//! `key_data` (B, 16 bytes), `rolling_start_number`, `rolling_period`, `transmission_risk`,
+//! `report_type` and `days_since_onset` (N, absent when unknown), `release_at` (N, unix seconds)
+//! and `expires_at` (N, the TTL). Nothing else: no processing number, attestation payload,
+//! address or submission time.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures_util::future::join_all;
+
+use crate::domain::exposure_key::{ExposureKey, release_partition};
+use crate::ports::{ExposureKeyStore, StoreError, StoreOutcome};
+
+pub struct DynamoExposureKeyStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoExposureKeyStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    async fn put(&self, key: &ExposureKey) -> Result<bool, StoreError> {
+        let number = |n: i64| AttributeValue::N(n.to_string());
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(release_partition(&key.region, key.release_at())))
+            .item("sk", AttributeValue::S(key.id.as_str().to_owned()))
+            .item("key_data", AttributeValue::B(Blob::new(key.key_data.as_bytes().to_vec())))
+            .item("rolling_start_number", number(key.rolling_start_number.into()))
+            .item("rolling_period", number(key.rolling_period.into()))
+            .item("transmission_risk", number(key.transmission_risk.into()))
+            .item("release_at", number(key.release_at()))
+            .item("expires_at", number(key.expires_at()))
+            .condition_expression("attribute_not_exists(sk)");
+        if let Some(report_type) = key.report_type {
+            request = request.item("report_type", number(report_type.value().into()));
+        }
+        if let Some(days) = key.days_since_onset {
+            request = request.item("days_since_onset", number(days.into()));
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(error) => {
+                let error = error.into_service_error();
+                if error.is_conditional_check_failed_exception() {
+                    Ok(false)
+                } else {
+                    // Only the error code: a message could quote the request.
+                    Err(StoreError(error.code().unwrap_or("request failed").to_owned()))
+                }
+            }
+        }
+    }
+}
+
+impl ExposureKeyStore for DynamoExposureKeyStore {
+    async fn store(&self, keys: &[ExposureKey]) -> Result<StoreOutcome, StoreError> {
+        // One conditional put per key, all at once: a retry finds its keys present and adds
+        // nothing, and a retry after a partial failure stores exactly the missing ones.
+        let results = join_all(keys.iter().map(|key| self.put(key))).await;
+        let mut outcome = StoreOutcome::default();
+        for result in results {
+            if result? {
+                outcome.stored += 1;
+            } else {
+                outcome.already_present += 1;
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+impl DynamoExposureKeyStore {
+    pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table)
+    }
+}

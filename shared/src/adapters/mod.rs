@@ -1,0 +1,11 @@
+//! Adapters of the ports: DynamoDB, HER-SYS over HTTP, and device attestation.
+
+pub mod attestation;
+pub mod dynamo_keys;
+pub mod hersys;
+
+/// Loads the AWS configuration from the environment (Lambda's, or the local stack's
+/// `AWS_ENDPOINT_URL_*` variables), once, at cold start.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}

@@ -1,0 +1,180 @@
+//! Typed configuration, read once from the environment at cold start. The variable names are the
+//! ones infra/stack.json declares for each function (a test keeps them in step).
+
+use std::time::Duration;
+
+use crate::domain::diagnosis::{DayWindow, SubmissionRules};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {expected}")]
+    Invalid { name: &'static str, expected: &'static str },
+}
+
+/// Reads variables through `lookup`, so tests need not touch the process environment.
+pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn optional(&self, name: &'static str) -> Option<String> {
+        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name).ok_or(ConfigError::Missing(name))
+    }
+
+    fn window(&self, name: &'static str, default: DayWindow) -> Result<DayWindow, ConfigError> {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(text) => DayWindow::parse(&text)
+                .ok_or(ConfigError::Invalid { name, expected: "FROM..TO, e.g. -3..10" }),
+        }
+    }
+}
+
+/// The process environment.
+pub fn process_env() -> Env<impl Fn(&str) -> Option<String>> {
+    Env(|name: &str| std::env::var(name).ok())
+}
+
+/// How to reach HER-SYS and read its answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HersysConfig {
+    pub url: String,
+    pub parameter_name: String,
+    /// Sent as `Ocp-Apim-Subscription-Key` when set. Never logged.
+    pub api_key: Option<String>,
+    /// HER-SYS `result` code → HTTP status (200 proceeds; 4xx refuses; others are failures).
+    pub result_status: Vec<(String, u16)>,
+    pub timeout: Duration,
+}
+
+impl HersysConfig {
+    pub fn status_of(&self, result: &str) -> Option<u16> {
+        self.result_status.iter().find(|(code, _)| code == result).map(|(_, status)| *status)
+    }
+
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        const TABLE: &str = "RESULT=STATUS pairs separated by commas, e.g. VALID=200,INVALID=406";
+        let table = env.required("HERSYS_RESULT_STATUS")?;
+        let mut result_status = Vec::new();
+        for pair in table.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (code, status) = pair
+                .rsplit_once('=')
+                .ok_or(ConfigError::Invalid { name: "HERSYS_RESULT_STATUS", expected: TABLE })?;
+            let status = status
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|s| (200..600).contains(s))
+                .ok_or(ConfigError::Invalid { name: "HERSYS_RESULT_STATUS", expected: TABLE })?;
+            result_status.push((code.trim().to_owned(), status));
+        }
+        let timeout_ms = match env.optional("HERSYS_TIMEOUT_MS") {
+            None => 3000,
+            Some(ms) => ms.parse().ok().filter(|ms| *ms > 0).ok_or(ConfigError::Invalid {
+                name: "HERSYS_TIMEOUT_MS",
+                expected: "a positive number of milliseconds",
+            })?,
+        };
+        Ok(Self {
+            url: env.required("HERSYS_URL")?,
+            parameter_name: env.required("HERSYS_PARAMETER_NAME")?,
+            api_key: env.optional("HERSYS_API_KEY"),
+            result_status,
+            timeout: Duration::from_millis(timeout_ms),
+        })
+    }
+}
+
+/// `submit-keys`' configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubmitKeysConfig {
+    pub keys_table: String,
+    pub rules: SubmissionRules,
+    pub hersys: HersysConfig,
+}
+
+impl SubmitKeysConfig {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let supported_regions: Vec<String> = env
+            .optional("SUPPORTED_REGIONS")
+            .unwrap_or_else(|| "440".to_owned())
+            .split([',', ';', ':'])
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .collect();
+        if supported_regions.is_empty() {
+            return Err(ConfigError::Invalid {
+                name: "SUPPORTED_REGIONS",
+                expected: "a comma-separated list of regions, e.g. 440",
+            });
+        }
+        Ok(Self {
+            keys_table: env.required("KEYS_TABLE")?,
+            rules: SubmissionRules {
+                supported_regions,
+                symptom_onset_window: env
+                    .window("SYMPTOM_ONSET_WINDOW_DAYS", DayWindow { from: -3, to: 10 })?,
+                test_date_window: env.window("TEST_DATE_WINDOW_DAYS", DayWindow { from: -3, to: 7 })?,
+            },
+            hersys: HersysConfig::from_env(env)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Env(move |name: &str| map.get(name).cloned())
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("KEYS_TABLE", "keys"),
+        ("HERSYS_URL", "http://127.0.0.1:8090/verify"),
+        ("HERSYS_PARAMETER_NAME", "processingNumber"),
+        ("HERSYS_RESULT_STATUS", "VALID=200, INVALID_OR_EXPIRED=406"),
+    ];
+
+    #[test]
+    fn defaults_follow_cocoa() {
+        let config = SubmitKeysConfig::from_env(&env(BASE)).expect("config");
+        assert_eq!(config.rules.supported_regions, ["440"]);
+        assert_eq!(config.rules.symptom_onset_window, DayWindow { from: -3, to: 10 });
+        assert_eq!(config.rules.test_date_window, DayWindow { from: -3, to: 7 });
+        assert_eq!(config.hersys.status_of("INVALID_OR_EXPIRED"), Some(406));
+        assert_eq!(config.hersys.status_of("OTHER"), None);
+        assert_eq!(config.hersys.timeout, Duration::from_secs(3));
+        assert_eq!(config.hersys.api_key, None);
+    }
+
+    #[test]
+    fn missing_and_invalid_settings_name_the_variable() {
+        let missing: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != "KEYS_TABLE").collect();
+        assert_eq!(SubmitKeysConfig::from_env(&env(&missing)).err(), Some(ConfigError::Missing("KEYS_TABLE")));
+        let mut bad = BASE.to_vec();
+        bad.push(("SYMPTOM_ONSET_WINDOW_DAYS", "ten"));
+        assert!(matches!(
+            SubmitKeysConfig::from_env(&env(&bad)),
+            Err(ConfigError::Invalid { name: "SYMPTOM_ONSET_WINDOW_DAYS", .. })
+        ));
+        let mut bad_table = BASE.to_vec();
+        bad_table[3] = ("HERSYS_RESULT_STATUS", "VALID=ok");
+        assert!(SubmitKeysConfig::from_env(&env(&bad_table)).is_err());
+    }
+
+    #[test]
+    fn regions_split_like_the_app_splits_them() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("SUPPORTED_REGIONS", "440;441, 442"));
+        let config = SubmitKeysConfig::from_env(&env(&pairs)).expect("config");
+        assert_eq!(config.rules.supported_regions, ["440", "441", "442"]);
+    }
+}

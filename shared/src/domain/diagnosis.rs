@@ -1,0 +1,541 @@
+//! COCOA's diagnosis submissions (`PUT /api/v3/diagnosis`, `PUT /api/v2/diagnosis`): the wire
+//! shapes, exactly as the app sends them, and the server's validation rules
+//! (reference/cocoa-api.md §3.3–§3.4).
+//!
+//! None of these types implements `Debug`: they carry a processing number, an attestation payload
+//! and key material, none of which may reach a log line.
+
+use serde::{Deserialize, Serialize};
+use time::{Date, Duration, OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
+
+use super::exposure_key::{
+    ExposureKey, KeyData, KeyId, MAX_ROLLING_PERIOD, ReportType, date_of_interval, interval_number,
+    interval_number_of_date,
+};
+use super::processing_number::ProcessingNumber;
+
+/// COCOA's `FORMAT_TIMESTAMP`, `yyyy-MM-dd'T'HH:mm:ss.fffzzz`: exactly three fractional digits and
+/// a `±HH:MM` offset (`Z` is rejected, as .NET's `ParseExact` rejects it).
+const TIMESTAMP: &[BorrowedFormatItem<'static>] = format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3][offset_hour sign:mandatory]:[offset_minute]"
+);
+
+/// COCOA's `Constants.DaysHasInfectiousness`: keys from this many days before onset on carry
+/// transmission risk 4 (MEDIUM), older ones 1 (LOWEST).
+const DAYS_HAS_INFECTIOUSNESS: i32 = -3;
+const TRANSMISSION_RISK_INFECTIOUS: u8 = 4;
+const TRANSMISSION_RISK_LOWEST: u8 = 1;
+/// Keys are accepted for the last 14 days (UTC midnights), as COCOA did.
+const ACCEPTED_KEY_DAYS: i64 = 14;
+/// `daysSinceOnsetOfSymptoms` must lie in [−14, 14] whatever the configured window.
+const MAX_ABS_DAYS_SINCE_ONSET: i32 = 14;
+
+/// An inclusive window of days since symptom onset (or since the test) in which a key counts as
+/// infectious. Written `-3..10` in configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DayWindow {
+    pub from: i32,
+    pub to: i32,
+}
+
+impl DayWindow {
+    pub fn contains(self, day: i32) -> bool {
+        (self.from..=self.to).contains(&day)
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let (from, to) = text.trim().split_once("..")?;
+        let window = Self { from: from.trim().parse().ok()?, to: to.trim().parse().ok()? };
+        (window.from <= window.to).then_some(window)
+    }
+}
+
+/// The configurable part of COCOA's validation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubmissionRules {
+    /// Regions this server publishes (`SupportRegions`), e.g. `["440"]`.
+    pub supported_regions: Vec<String>,
+    /// Infectious window when the user had symptoms (COCOA example: −3..+10).
+    pub symptom_onset_window: DayWindow,
+    /// Infectious window when the user had none, counted from the test date (example: −3..+7).
+    pub test_date_window: DayWindow,
+}
+
+/// Why a submission is refused before any port is called.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DiagnosisRejection {
+    #[error("onsetOfSymptomOrTestDate is missing or not in the form yyyy-MM-ddTHH:mm:ss.fff+HH:MM")]
+    InvalidOnsetDate,
+    #[error("keys must be an array")]
+    MissingKeys,
+    /// COCOA's `IsValid()` failure.
+    #[error("Invalid parameter")]
+    InvalidParameter,
+    #[error("Regions not supported.")]
+    RegionsNotSupported,
+}
+
+/// One key as the app sends it (v3 adds `reportType`; the server computes the rest).
+#[derive(Deserialize, Serialize)]
+pub struct SubmittedKey {
+    #[serde(rename = "keyData")]
+    pub key_data: Option<String>,
+    #[serde(rename = "rollingStartNumber", default)]
+    pub rolling_start_number: u32,
+    #[serde(rename = "rollingPeriod", default)]
+    pub rolling_period: u32,
+    #[serde(rename = "transmissionRisk", default)]
+    pub transmission_risk: i32,
+    #[serde(rename = "reportType", default)]
+    pub report_type: u32,
+    #[serde(rename = "daysSinceOnsetOfSymptoms", default)]
+    pub days_since_onset_of_symptoms: i32,
+}
+
+/// `V3DiagnosisSubmissionParameter`, field for field and in the app's order; serialized back as the
+/// 200 response with both payloads nulled.
+#[derive(Deserialize, Serialize)]
+pub struct V3Submission {
+    #[serde(rename = "hasSymptom", default)]
+    pub has_symptom: bool,
+    #[serde(rename = "onsetOfSymptomOrTestDate")]
+    pub onset_of_symptom_or_test_date: Option<String>,
+    pub keys: Option<Vec<SubmittedKey>>,
+    pub regions: Option<Vec<String>>,
+    pub platform: Option<String>,
+    #[serde(rename = "deviceVerificationPayload")]
+    pub device_verification_payload: Option<String>,
+    #[serde(rename = "appPackageName")]
+    pub app_package_name: Option<String>,
+    #[serde(rename = "verificationPayload")]
+    pub verification_payload: Option<String>,
+    #[serde(rename = "idempotency_key")]
+    pub idempotency_key: Option<String>,
+    pub padding: Option<String>,
+}
+
+/// `V2DiagnosisSubmissionParameter` (apps 1.2.2–1.4.1).
+#[derive(Deserialize)]
+pub struct V2Submission {
+    pub keys: Option<Vec<SubmittedKey>>,
+    pub regions: Option<Vec<String>>,
+    pub platform: Option<String>,
+    #[serde(rename = "deviceVerificationPayload")]
+    pub device_verification_payload: Option<String>,
+    #[serde(rename = "appPackageName")]
+    pub app_package_name: Option<String>,
+    #[serde(rename = "verificationPayload")]
+    pub verification_payload: Option<String>,
+}
+
+/// What a processing-number check is asked about: the payload as sent. Only an 8-digit payload is
+/// ever passed on to HER-SYS.
+pub enum VerificationPayload {
+    ProcessingNumber(ProcessingNumber),
+    /// Anything else: refused as a wrong number without asking HER-SYS.
+    Malformed,
+}
+
+impl VerificationPayload {
+    fn from_text(text: &str) -> Self {
+        ProcessingNumber::parse(text).map_or(Self::Malformed, Self::ProcessingNumber)
+    }
+}
+
+/// A submission that passed validation: the keys to store (one per key and supported region)
+/// and what remains to be checked by the ports.
+pub struct AcceptedSubmission {
+    pub keys: Vec<ExposureKey>,
+    pub platform: String,
+    pub device_verification_payload: String,
+    pub verification: VerificationPayload,
+}
+
+fn is_blank(value: &Option<String>) -> bool {
+    value.as_deref().is_none_or(|v| v.trim().is_empty())
+}
+
+fn supported_regions<'a>(requested: &'a [String], rules: &SubmissionRules) -> Vec<&'a str> {
+    let mut regions: Vec<&str> = requested
+        .iter()
+        .map(String::as_str)
+        .filter(|r| rules.supported_regions.iter().any(|s| s.eq_ignore_ascii_case(r)))
+        .collect();
+    regions.sort_unstable();
+    regions.dedup();
+    regions
+}
+
+/// Parses `onsetOfSymptomOrTestDate` and returns its **UTC** date, as COCOA's
+/// `ParseExact(...).ToUniversalTime().Date` does: a JST-midnight onset is the previous UTC day.
+pub fn onset_utc_date(text: &str) -> Option<Date> {
+    OffsetDateTime::parse(text, TIMESTAMP)
+        .ok()
+        .map(|t| t.to_offset(time::UtcOffset::UTC).date())
+}
+
+/// `(UTC date of the key's start − onset date)` in days.
+pub fn days_since_onset(rolling_start_number: u32, onset: Date) -> Option<i32> {
+    let key_date = date_of_interval(rolling_start_number)?;
+    i32::try_from((key_date - onset).whole_days()).ok()
+}
+
+/// COCOA's legacy-V1 compatibility rule, overwriting whatever the client sent.
+pub fn transmission_risk(days_since_onset: i32) -> u8 {
+    if days_since_onset >= DAYS_HAS_INFECTIOUSNESS {
+        TRANSMISSION_RISK_INFECTIOUS
+    } else {
+        TRANSMISSION_RISK_LOWEST
+    }
+}
+
+impl V3Submission {
+    /// COCOA's v3 pipeline up to (not including) device verification: computes
+    /// `daysSinceOnsetOfSymptoms` and the transmission risk of every key, silently drops the keys
+    /// that fail validation (the response echoes the survivors), then checks the parameters and
+    /// regions. Takes both payloads out of `self`, so the echo carries `null` for them.
+    pub fn accept(
+        &mut self,
+        rules: &SubmissionRules,
+        now: OffsetDateTime,
+    ) -> Result<AcceptedSubmission, DiagnosisRejection> {
+        let onset = self
+            .onset_of_symptom_or_test_date
+            .as_deref()
+            .and_then(onset_utc_date)
+            .ok_or(DiagnosisRejection::InvalidOnsetDate)?;
+        let keys = self.keys.take().ok_or(DiagnosisRejection::MissingKeys)?;
+        let window = if self.has_symptom { rules.symptom_onset_window } else { rules.test_date_window };
+        let today = now.to_offset(time::UtcOffset::UTC).date();
+        let newest = interval_number_of_date(today);
+        let oldest = interval_number_of_date(today - Duration::days(ACCEPTED_KEY_DAYS));
+
+        let mut kept = Vec::with_capacity(keys.len());
+        let mut valid = Vec::with_capacity(keys.len());
+        for mut key in keys {
+            let Some(dsos) = days_since_onset(key.rolling_start_number, onset) else { continue };
+            key.days_since_onset_of_symptoms = dsos;
+            let risk = transmission_risk(dsos);
+            key.transmission_risk = i32::from(risk);
+            let Some(key_data) = key.key_data.as_deref().and_then(KeyData::from_base64) else {
+                continue;
+            };
+            let Some(report_type) = ReportType::new(key.report_type) else { continue };
+            let rsn = i64::from(key.rolling_start_number);
+            if key.rolling_period > MAX_ROLLING_PERIOD
+                || !(oldest..=newest).contains(&rsn)
+                || dsos.abs() > MAX_ABS_DAYS_SINCE_ONSET
+                || !window.contains(dsos)
+            {
+                continue;
+            }
+            valid.push((key_data, report_type, dsos, risk, kept.len()));
+            kept.push(key);
+        }
+
+        if is_blank(&self.verification_payload)
+            || is_blank(&self.platform)
+            || is_blank(&self.device_verification_payload)
+            || is_blank(&self.app_package_name)
+            || self.regions.as_ref().is_none_or(Vec::is_empty)
+        {
+            self.keys = Some(kept);
+            return Err(DiagnosisRejection::InvalidParameter);
+        }
+        let regions = supported_regions(self.regions.as_deref().unwrap_or_default(), rules);
+        if regions.is_empty() {
+            self.keys = Some(kept);
+            return Err(DiagnosisRejection::RegionsNotSupported);
+        }
+
+        let idempotency_key = self.idempotency_key.as_deref().unwrap_or_default();
+        let mut stored = Vec::with_capacity(valid.len() * regions.len());
+        for (key_data, report_type, dsos, risk, index) in valid {
+            let key = &kept[index];
+            let id = KeyId::for_v3(
+                idempotency_key,
+                key.key_data.as_deref().unwrap_or_default(),
+                key.rolling_start_number,
+                key.rolling_period,
+            );
+            for region in &regions {
+                stored.push(ExposureKey {
+                    id: id.clone(),
+                    region: (*region).to_owned(),
+                    key_data,
+                    rolling_start_number: key.rolling_start_number,
+                    rolling_period: stored_rolling_period(key.rolling_period),
+                    transmission_risk: risk,
+                    report_type: Some(report_type),
+                    days_since_onset: Some(dsos),
+                });
+            }
+        }
+        self.keys = Some(kept);
+        Ok(AcceptedSubmission {
+            keys: stored,
+            platform: self.platform.take().unwrap_or_default(),
+            device_verification_payload: self.device_verification_payload.take().unwrap_or_default(),
+            verification: VerificationPayload::from_text(
+                self.verification_payload.take().as_deref().unwrap_or_default(),
+            ),
+        })
+    }
+}
+
+impl V2Submission {
+    /// COCOA's v1/v2 `IsValid()`: unlike v3, one invalid key fails the whole request. Keys are
+    /// stored with transmission risk 4 and report type and days since onset unknown.
+    ///
+    /// Stricter than COCOA: `keyData` must be 16 bytes of base64 (COCOA stored any non-blank
+    /// string, which no phone could use), and keys already past retention (a `rollingStartNumber`
+    /// of 0, which COCOA let through) are not stored.
+    pub fn accept(
+        mut self,
+        rules: &SubmissionRules,
+        now: OffsetDateTime,
+    ) -> Result<AcceptedSubmission, DiagnosisRejection> {
+        let keys = self.keys.take().ok_or(DiagnosisRejection::MissingKeys)?;
+        if is_blank(&self.verification_payload)
+            || is_blank(&self.platform)
+            || is_blank(&self.device_verification_payload)
+            || is_blank(&self.app_package_name)
+            || self.regions.as_ref().is_none_or(Vec::is_empty)
+        {
+            return Err(DiagnosisRejection::InvalidParameter);
+        }
+        let today = now.to_offset(time::UtcOffset::UTC).date();
+        let oldest = interval_number_of_date(today - Duration::days(ACCEPTED_KEY_DAYS));
+        let newest = interval_number(now);
+        let mut parsed = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let text = key.key_data.as_deref().unwrap_or_default();
+            let key_data = KeyData::from_base64(text).ok_or(DiagnosisRejection::InvalidParameter)?;
+            let rsn = i64::from(key.rolling_start_number);
+            if key.rolling_period > MAX_ROLLING_PERIOD || (rsn != 0 && !(oldest..=newest).contains(&rsn)) {
+                return Err(DiagnosisRejection::InvalidParameter);
+            }
+            if rsn != 0 {
+                parsed.push((text, key_data, key));
+            }
+        }
+        let regions = supported_regions(self.regions.as_deref().unwrap_or_default(), rules);
+        if regions.is_empty() {
+            return Err(DiagnosisRejection::RegionsNotSupported);
+        }
+        let mut stored = Vec::with_capacity(parsed.len() * regions.len());
+        for (text, key_data, key) in parsed {
+            let id = KeyId::for_v2(text, key.rolling_start_number, key.rolling_period);
+            for region in &regions {
+                stored.push(ExposureKey {
+                    id: id.clone(),
+                    region: (*region).to_owned(),
+                    key_data,
+                    rolling_start_number: key.rolling_start_number,
+                    rolling_period: stored_rolling_period(key.rolling_period),
+                    transmission_risk: TRANSMISSION_RISK_INFECTIOUS,
+                    report_type: None,
+                    days_since_onset: None,
+                });
+            }
+        }
+        Ok(AcceptedSubmission {
+            keys: stored,
+            platform: self.platform.take().unwrap_or_default(),
+            device_verification_payload: self.device_verification_payload.take().unwrap_or_default(),
+            verification: VerificationPayload::from_text(
+                self.verification_payload.take().as_deref().unwrap_or_default(),
+            ),
+        })
+    }
+}
+
+/// A rolling period of 0 means "a full day" and is stored as 144.
+fn stored_rolling_period(submitted: u32) -> u32 {
+    if submitted == 0 { MAX_ROLLING_PERIOD } else { submitted }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::{date, datetime};
+
+    const NOW: OffsetDateTime = datetime!(2026-11-23 05:00 UTC);
+
+    fn rules() -> SubmissionRules {
+        SubmissionRules {
+            supported_regions: vec!["440".into()],
+            symptom_onset_window: DayWindow { from: -3, to: 10 },
+            test_date_window: DayWindow { from: -3, to: 7 },
+        }
+    }
+
+    fn rsn(day: Date) -> u32 {
+        interval_number_of_date(day) as u32
+    }
+
+    fn key(data: &str, rolling_start_number: u32) -> SubmittedKey {
+        SubmittedKey {
+            key_data: Some(data.into()),
+            rolling_start_number,
+            rolling_period: 144,
+            transmission_risk: 0,
+            report_type: 1,
+            days_since_onset_of_symptoms: 0,
+        }
+    }
+
+    fn v3(keys: Vec<SubmittedKey>) -> V3Submission {
+        V3Submission {
+            has_symptom: true,
+            onset_of_symptom_or_test_date: Some("2026-11-20T00:00:00.000+09:00".into()),
+            keys: Some(keys),
+            regions: Some(vec!["440".into()]),
+            platform: Some("android".into()),
+            device_verification_payload: Some("attestation".into()),
+            app_package_name: Some("jp.go.mhlw.covid19radar".into()),
+            verification_payload: Some("99999910".into()),
+            idempotency_key: Some("idem".into()),
+            padding: Some("pad".into()),
+        }
+    }
+
+    const K1: &str = "AAAAAAAAAAAAAAAAAAAAAA==";
+
+    #[test]
+    fn onset_at_jst_midnight_is_the_previous_utc_date() {
+        assert_eq!(onset_utc_date("2026-11-20T00:00:00.000+09:00"), Some(date!(2026 - 11 - 19)));
+        assert_eq!(onset_utc_date("2026-11-20T09:00:00.000+09:00"), Some(date!(2026 - 11 - 20)));
+        for bad in ["2026-11-20T00:00:00.000Z", "2026-11-20T00:00:00+09:00", "2026-11-20", ""] {
+            assert_eq!(onset_utc_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn days_since_onset_and_risk_follow_cocoa() {
+        let mut submission = v3(vec![
+            key(K1, rsn(date!(2026 - 11 - 16))),
+            key("AQAAAAAAAAAAAAAAAAAAAA==", rsn(date!(2026 - 11 - 19))),
+            key("AgAAAAAAAAAAAAAAAAAAAA==", rsn(date!(2026 - 11 - 23))),
+        ]);
+        let accepted = submission.accept(&rules(), NOW).expect("valid submission");
+        // Onset is 2026-11-19 in UTC, so the keys are 3 days before, the day of, and 4 days after.
+        let dsos: Vec<_> = accepted.keys.iter().map(|k| k.days_since_onset).collect();
+        assert_eq!(dsos, [Some(-3), Some(0), Some(4)]);
+        assert!(accepted.keys.iter().all(|k| k.transmission_risk == 4));
+        let echoed: Vec<_> = submission.keys.as_ref().map(|k| k.iter().map(|k| k.days_since_onset_of_symptoms).collect()).unwrap_or_default();
+        assert_eq!(echoed, [-3, 0, 4]);
+        assert!(submission.verification_payload.is_none() && submission.device_verification_payload.is_none());
+    }
+
+    #[test]
+    fn invalid_keys_are_dropped_silently() {
+        let today = rsn(date!(2026 - 11 - 23));
+        let mut too_long = key("AwAAAAAAAAAAAAAAAAAAAA==", today);
+        too_long.rolling_period = 145;
+        let mut bad_report = key("BAAAAAAAAAAAAAAAAAAAAA==", today);
+        bad_report.report_type = 6;
+        let mut submission = v3(vec![
+            key(K1, today),
+            key("AAAAAAAAAAAAAAAAAAAA", today),          // 15 bytes
+            key("not base64", today),                     // not base64
+            too_long,                                      // rolling period > 144
+            bad_report,                                    // report type > 5
+            key("BQAAAAAAAAAAAAAAAAAAAA==", today + 144),  // tomorrow
+            key("BgAAAAAAAAAAAAAAAAAAAA==", rsn(date!(2026 - 11 - 16)) - 144), // dsos −4
+            key("BwAAAAAAAAAAAAAAAAAAAA==", today + 5),    // not at UTC midnight, after today 00:00
+        ]);
+        let accepted = submission.accept(&rules(), NOW).expect("valid submission");
+        assert_eq!(accepted.keys.len(), 1);
+        assert_eq!(accepted.keys[0].key_data, KeyData::from_base64(K1).expect("key"));
+        assert_eq!(submission.keys.as_ref().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn without_symptoms_the_test_date_window_applies() {
+        let mut submission = v3(vec![
+            key(K1, rsn(date!(2026 - 11 - 23))), // dsos 4
+        ]);
+        submission.has_symptom = false;
+        submission.onset_of_symptom_or_test_date = Some("2026-11-15T12:00:00.000+09:00".into());
+        // Test date 2026-11-15 (UTC): the key is 8 days later, outside −3..+7.
+        let accepted = submission.accept(&rules(), NOW).expect("valid submission");
+        assert!(accepted.keys.is_empty());
+    }
+
+    #[test]
+    fn a_wider_window_gives_old_keys_the_lowest_risk() {
+        let mut wide = rules();
+        wide.symptom_onset_window = DayWindow { from: -14, to: 14 };
+        let mut submission = v3(vec![key(K1, rsn(date!(2026 - 11 - 14)))]);
+        let accepted = submission.accept(&wide, NOW).expect("valid submission");
+        assert_eq!(accepted.keys[0].days_since_onset, Some(-5));
+        assert_eq!(accepted.keys[0].transmission_risk, 1);
+    }
+
+    #[test]
+    fn the_three_cocoa_rejections() {
+        let today = rsn(date!(2026 - 11 - 23));
+        let mut blank = v3(vec![key(K1, today)]);
+        blank.platform = Some("  ".into());
+        assert_eq!(blank.accept(&rules(), NOW).err(), Some(DiagnosisRejection::InvalidParameter));
+        let mut no_regions = v3(vec![key(K1, today)]);
+        no_regions.regions = Some(vec![]);
+        assert_eq!(no_regions.accept(&rules(), NOW).err(), Some(DiagnosisRejection::InvalidParameter));
+        let mut foreign = v3(vec![key(K1, today)]);
+        foreign.regions = Some(vec!["999".into()]);
+        assert_eq!(foreign.accept(&rules(), NOW).err(), Some(DiagnosisRejection::RegionsNotSupported));
+        let mut no_keys = v3(vec![]);
+        no_keys.keys = None;
+        assert_eq!(no_keys.accept(&rules(), NOW).err(), Some(DiagnosisRejection::MissingKeys));
+        let mut no_onset = v3(vec![]);
+        no_onset.onset_of_symptom_or_test_date = None;
+        assert_eq!(no_onset.accept(&rules(), NOW).err(), Some(DiagnosisRejection::InvalidOnsetDate));
+    }
+
+    #[test]
+    fn keys_are_stored_once_per_supported_region_and_zero_period_means_a_day() {
+        let mut two = rules();
+        two.supported_regions = vec!["440".into(), "441".into()];
+        let mut zero = key(K1, rsn(date!(2026 - 11 - 22)));
+        zero.rolling_period = 0;
+        let mut submission = v3(vec![zero]);
+        submission.regions = Some(vec!["441".into(), "440".into(), "999".into(), "440".into()]);
+        let accepted = submission.accept(&two, NOW).expect("valid submission");
+        let regions: Vec<_> = accepted.keys.iter().map(|k| k.region.as_str()).collect();
+        assert_eq!(regions, ["440", "441"]);
+        assert!(accepted.keys.iter().all(|k| k.rolling_period == 144));
+        // The id hashes the period as submitted (0), as COCOA did.
+        let id = KeyId::for_v3("idem", K1, rsn(date!(2026 - 11 - 22)), 0);
+        assert!(accepted.keys.iter().all(|k| k.id == id));
+    }
+
+    #[test]
+    fn v2_rejects_the_whole_request_for_one_bad_key() {
+        let today = rsn(date!(2026 - 11 - 23));
+        let submission = |keys| V2Submission {
+            keys: Some(keys),
+            regions: Some(vec!["440".into()]),
+            platform: Some("ios".into()),
+            device_verification_payload: Some("token".into()),
+            app_package_name: Some("jp.go.mhlw.covid19radar".into()),
+            verification_payload: Some("99999910".into()),
+        };
+        let accepted = submission(vec![key(K1, today), key("AQAAAAAAAAAAAAAAAAAAAA==", 0)])
+            .accept(&rules(), NOW)
+            .expect("valid v2");
+        assert_eq!(accepted.keys.len(), 1, "a key starting at interval 0 is past retention");
+        assert_eq!(accepted.keys[0].report_type, None);
+        assert_eq!(accepted.keys[0].transmission_risk, 4);
+        let bad = submission(vec![key(K1, today), key("short", today)]).accept(&rules(), NOW);
+        assert_eq!(bad.err(), Some(DiagnosisRejection::InvalidParameter));
+    }
+
+    #[test]
+    fn day_windows_parse_from_configuration() {
+        assert_eq!(DayWindow::parse("-3..10"), Some(DayWindow { from: -3, to: 10 }));
+        assert_eq!(DayWindow::parse(" -14 .. 14 "), Some(DayWindow { from: -14, to: 14 }));
+        assert_eq!(DayWindow::parse("10..-3"), None);
+        assert_eq!(DayWindow::parse("3"), None);
+    }
+}

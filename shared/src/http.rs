@@ -1,0 +1,71 @@
+//! HTTP responses, and the one place where errors become statuses and messages.
+//!
+//! Messages are COCOA's where COCOA defines one (`Invalid parameter`, `Regions not supported.`,
+//! `Invalid Device`, `Bad VerificationPayload`), written as `text/plain`.
+
+use lambda_http::http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
+use lambda_http::{Body, Response};
+
+use crate::ports::VerificationError;
+use crate::submission::SubmissionError;
+
+fn response(status: u16, content_type: Option<&'static str>, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(content_type) = content_type {
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    response
+}
+
+pub fn text(status: u16, message: impl Into<String>) -> Response<Body> {
+    response(status, Some("text/plain; charset=utf-8"), Body::Text(message.into()))
+}
+
+pub fn empty(status: u16) -> Response<Body> {
+    response(status, None, Body::Empty)
+}
+
+/// Serializes `value` as the JSON body; a value that cannot be serialized is a 500.
+pub fn json(status: u16, value: &impl serde::Serialize) -> Response<Body> {
+    match serde_json::to_string(value) {
+        Ok(body) => response(status, Some("application/json; charset=utf-8"), Body::Text(body)),
+        Err(_) => text(500, "response could not be encoded"),
+    }
+}
+
+/// The status and message a submission error answers with.
+pub fn submission_error(error: &SubmissionError) -> (u16, String) {
+    match error {
+        SubmissionError::TooLarge => (413, error.to_string()),
+        SubmissionError::MalformedBody(what, line, column) => {
+            (400, format!("Malformed request: {what} (line {line}, column {column})"))
+        }
+        SubmissionError::Rejected(rejection) => (400, rejection.to_string()),
+        SubmissionError::InvalidDevice => (400, "Invalid Device".into()),
+        SubmissionError::Verification(VerificationError::Refused { status }) => {
+            (*status, "Bad VerificationPayload".into())
+        }
+        SubmissionError::Verification(VerificationError::Unavailable { .. }) => {
+            (503, "Bad VerificationPayload".into())
+        }
+        SubmissionError::Storage(_) => {
+            (503, "Keys could not be stored; retry with the same idempotency_key".into())
+        }
+    }
+}
+
+pub fn submission_error_response(error: &SubmissionError) -> Response<Body> {
+    let (status, message) = submission_error(error);
+    text(status, message)
+}
+
+pub fn method_not_allowed(allowed: &'static str) -> Response<Body> {
+    let mut response = text(405, format!("Method not allowed; use {allowed}"));
+    response.headers_mut().insert("allow", HeaderValue::from_static(allowed));
+    response
+}
+
+pub fn not_found() -> Response<Body> {
+    text(404, "Not Found")
+}

@@ -1,0 +1,12 @@
+//! The COCOA backend's common crate: the domain (validation, keys, processing numbers), the ports
+//! the functions depend on, their AWS and HTTP adapters, configuration, HTTP helpers and tracing.
+//!
+//! Functions wire these together in a thin `main.rs`; everything here can be called from a test.
+
+pub mod adapters;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod ports;
+pub mod submission;
+pub mod telemetry;
