@@ -10,7 +10,10 @@ pub enum ConfigError {
     #[error("environment variable {0} is not set")]
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {expected}")]
-    Invalid { name: &'static str, expected: &'static str },
+    Invalid {
+        name: &'static str,
+        expected: &'static str,
+    },
 }
 
 /// Reads variables through `lookup`, so tests need not touch the process environment.
@@ -18,7 +21,9 @@ pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     fn optional(&self, name: &'static str) -> Option<String> {
-        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
     }
 
     fn required(&self, name: &'static str) -> Result<String, ConfigError> {
@@ -28,8 +33,10 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     fn window(&self, name: &'static str, default: DayWindow) -> Result<DayWindow, ConfigError> {
         match self.optional(name) {
             None => Ok(default),
-            Some(text) => DayWindow::parse(&text)
-                .ok_or(ConfigError::Invalid { name, expected: "FROM..TO, e.g. -3..10" }),
+            Some(text) => DayWindow::parse(&text).ok_or(ConfigError::Invalid {
+                name,
+                expected: "FROM..TO, e.g. -3..10",
+            }),
         }
     }
 }
@@ -53,7 +60,10 @@ pub struct HersysConfig {
 
 impl HersysConfig {
     pub fn status_of(&self, result: &str) -> Option<u16> {
-        self.result_status.iter().find(|(code, _)| code == result).map(|(_, status)| *status)
+        self.result_status
+            .iter()
+            .find(|(code, _)| code == result)
+            .map(|(_, status)| *status)
     }
 
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
@@ -61,23 +71,31 @@ impl HersysConfig {
         let table = env.required("HERSYS_RESULT_STATUS")?;
         let mut result_status = Vec::new();
         for pair in table.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (code, status) = pair
-                .rsplit_once('=')
-                .ok_or(ConfigError::Invalid { name: "HERSYS_RESULT_STATUS", expected: TABLE })?;
+            let (code, status) = pair.rsplit_once('=').ok_or(ConfigError::Invalid {
+                name: "HERSYS_RESULT_STATUS",
+                expected: TABLE,
+            })?;
             let status = status
                 .trim()
                 .parse::<u16>()
                 .ok()
                 .filter(|s| (200..600).contains(s))
-                .ok_or(ConfigError::Invalid { name: "HERSYS_RESULT_STATUS", expected: TABLE })?;
+                .ok_or(ConfigError::Invalid {
+                    name: "HERSYS_RESULT_STATUS",
+                    expected: TABLE,
+                })?;
             result_status.push((code.trim().to_owned(), status));
         }
         let timeout_ms = match env.optional("HERSYS_TIMEOUT_MS") {
             None => 3000,
-            Some(ms) => ms.parse().ok().filter(|ms| *ms > 0).ok_or(ConfigError::Invalid {
-                name: "HERSYS_TIMEOUT_MS",
-                expected: "a positive number of milliseconds",
-            })?,
+            Some(ms) => ms
+                .parse()
+                .ok()
+                .filter(|ms| *ms > 0)
+                .ok_or(ConfigError::Invalid {
+                    name: "HERSYS_TIMEOUT_MS",
+                    expected: "a positive number of milliseconds",
+                })?,
         };
         Ok(Self {
             url: env.required("HERSYS_URL")?,
@@ -98,6 +116,19 @@ pub struct SubmitKeysConfig {
 }
 
 impl SubmitKeysConfig {
+    /// The variables the deployment declares for `submit-keys` (infra/stack.json; a test checks).
+    pub const DECLARED: &'static [&'static str] = &[
+        "KEYS_TABLE",
+        "SUPPORTED_REGIONS",
+        "SYMPTOM_ONSET_WINDOW_DAYS",
+        "TEST_DATE_WINDOW_DAYS",
+        "HERSYS_URL",
+        "HERSYS_PARAMETER_NAME",
+        "HERSYS_RESULT_STATUS",
+    ];
+    /// Optional variables an operator may add: a secret and a tuning knob.
+    pub const OPTIONAL: &'static [&'static str] = &["HERSYS_API_KEY", "HERSYS_TIMEOUT_MS"];
+
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let supported_regions: Vec<String> = env
             .optional("SUPPORTED_REGIONS")
@@ -118,7 +149,8 @@ impl SubmitKeysConfig {
                 supported_regions,
                 symptom_onset_window: env
                     .window("SYMPTOM_ONSET_WINDOW_DAYS", DayWindow { from: -3, to: 10 })?,
-                test_date_window: env.window("TEST_DATE_WINDOW_DAYS", DayWindow { from: -3, to: 7 })?,
+                test_date_window: env
+                    .window("TEST_DATE_WINDOW_DAYS", DayWindow { from: -3, to: 7 })?,
             },
             hersys: HersysConfig::from_env(env)?,
         })
@@ -131,8 +163,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Env(move |name: &str| map.get(name).cloned())
     }
 
@@ -147,7 +181,10 @@ mod tests {
     fn defaults_follow_cocoa() {
         let config = SubmitKeysConfig::from_env(&env(BASE)).expect("config");
         assert_eq!(config.rules.supported_regions, ["440"]);
-        assert_eq!(config.rules.symptom_onset_window, DayWindow { from: -3, to: 10 });
+        assert_eq!(
+            config.rules.symptom_onset_window,
+            DayWindow { from: -3, to: 10 }
+        );
         assert_eq!(config.rules.test_date_window, DayWindow { from: -3, to: 7 });
         assert_eq!(config.hersys.status_of("INVALID_OR_EXPIRED"), Some(406));
         assert_eq!(config.hersys.status_of("OTHER"), None);
@@ -157,17 +194,48 @@ mod tests {
 
     #[test]
     fn missing_and_invalid_settings_name_the_variable() {
-        let missing: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != "KEYS_TABLE").collect();
-        assert_eq!(SubmitKeysConfig::from_env(&env(&missing)).err(), Some(ConfigError::Missing("KEYS_TABLE")));
+        let missing: Vec<_> = BASE
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "KEYS_TABLE")
+            .collect();
+        assert_eq!(
+            SubmitKeysConfig::from_env(&env(&missing)).err(),
+            Some(ConfigError::Missing("KEYS_TABLE"))
+        );
         let mut bad = BASE.to_vec();
         bad.push(("SYMPTOM_ONSET_WINDOW_DAYS", "ten"));
         assert!(matches!(
             SubmitKeysConfig::from_env(&env(&bad)),
-            Err(ConfigError::Invalid { name: "SYMPTOM_ONSET_WINDOW_DAYS", .. })
+            Err(ConfigError::Invalid {
+                name: "SYMPTOM_ONSET_WINDOW_DAYS",
+                ..
+            })
         ));
         let mut bad_table = BASE.to_vec();
         bad_table[3] = ("HERSYS_RESULT_STATUS", "VALID=ok");
         assert!(SubmitKeysConfig::from_env(&env(&bad_table)).is_err());
+    }
+
+    #[test]
+    fn reads_only_the_variables_it_lists() {
+        let asked = std::cell::RefCell::new(Vec::<String>::new());
+        let map: HashMap<&str, &str> = BASE.iter().copied().collect();
+        let env = Env(|name: &str| {
+            asked.borrow_mut().push(name.to_owned());
+            map.get(name).map(|v| (*v).to_owned())
+        });
+        SubmitKeysConfig::from_env(&env).expect("config");
+        let mut asked = asked.into_inner();
+        asked.sort();
+        asked.dedup();
+        let mut listed: Vec<String> = SubmitKeysConfig::DECLARED
+            .iter()
+            .chain(SubmitKeysConfig::OPTIONAL)
+            .map(|s| (*s).to_owned())
+            .collect();
+        listed.sort();
+        assert_eq!(asked, listed);
     }
 
     #[test]

@@ -11,15 +11,22 @@ use crate::submission::SubmissionError;
 
 fn response(status: u16, content_type: Option<&'static str>, body: Body) -> Response<Body> {
     let mut response = Response::new(body);
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Some(content_type) = content_type {
-        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
     response
 }
 
 pub fn text(status: u16, message: impl Into<String>) -> Response<Body> {
-    response(status, Some("text/plain; charset=utf-8"), Body::Text(message.into()))
+    response(
+        status,
+        Some("text/plain; charset=utf-8"),
+        Body::Text(message.into()),
+    )
 }
 
 pub fn empty(status: u16) -> Response<Body> {
@@ -29,7 +36,11 @@ pub fn empty(status: u16) -> Response<Body> {
 /// Serializes `value` as the JSON body; a value that cannot be serialized is a 500.
 pub fn json(status: u16, value: &impl serde::Serialize) -> Response<Body> {
     match serde_json::to_string(value) {
-        Ok(body) => response(status, Some("application/json; charset=utf-8"), Body::Text(body)),
+        Ok(body) => response(
+            status,
+            Some("application/json; charset=utf-8"),
+            Body::Text(body),
+        ),
         Err(_) => text(500, "response could not be encoded"),
     }
 }
@@ -38,9 +49,10 @@ pub fn json(status: u16, value: &impl serde::Serialize) -> Response<Body> {
 pub fn submission_error(error: &SubmissionError) -> (u16, String) {
     match error {
         SubmissionError::TooLarge => (413, error.to_string()),
-        SubmissionError::MalformedBody(what, line, column) => {
-            (400, format!("Malformed request: {what} (line {line}, column {column})"))
-        }
+        SubmissionError::MalformedBody(what, line, column) => (
+            400,
+            format!("Malformed request: {what} (line {line}, column {column})"),
+        ),
         SubmissionError::Rejected(rejection) => (400, rejection.to_string()),
         SubmissionError::InvalidDevice => (400, "Invalid Device".into()),
         SubmissionError::Verification(VerificationError::Refused { status }) => {
@@ -49,9 +61,10 @@ pub fn submission_error(error: &SubmissionError) -> (u16, String) {
         SubmissionError::Verification(VerificationError::Unavailable { .. }) => {
             (503, "Bad VerificationPayload".into())
         }
-        SubmissionError::Storage(_) => {
-            (503, "Keys could not be stored; retry with the same idempotency_key".into())
-        }
+        SubmissionError::Storage(_) => (
+            503,
+            "Keys could not be stored; retry with the same idempotency_key".into(),
+        ),
     }
 }
 
@@ -62,7 +75,9 @@ pub fn submission_error_response(error: &SubmissionError) -> Response<Body> {
 
 pub fn method_not_allowed(allowed: &'static str) -> Response<Body> {
     let mut response = text(405, format!("Method not allowed; use {allowed}"));
-    response.headers_mut().insert("allow", HeaderValue::from_static(allowed));
+    response
+        .headers_mut()
+        .insert("allow", HeaderValue::from_static(allowed));
     response
 }
 

@@ -52,5 +52,8 @@ pub struct StoreError(pub String);
 /// Where submitted keys wait for their release hour.
 pub trait ExposureKeyStore {
     /// Stores every key once: a key whose id is already stored for its region is left as it is.
-    fn store(&self, keys: &[ExposureKey]) -> impl Future<Output = Result<StoreOutcome, StoreError>> + Send;
+    fn store(
+        &self,
+        keys: &[ExposureKey],
+    ) -> impl Future<Output = Result<StoreOutcome, StoreError>> + Send;
 }

@@ -7,8 +7,16 @@
 
 use tracing_subscriber::EnvFilter;
 
-const QUIET_DEPENDENCIES: &[&str] =
-    &["aws_smithy", "aws_sdk", "aws_config", "hyper", "reqwest", "rustls", "h2", "tower"];
+const QUIET_DEPENDENCIES: &[&str] = &[
+    "aws_smithy",
+    "aws_sdk",
+    "aws_config",
+    "hyper",
+    "reqwest",
+    "rustls",
+    "h2",
+    "tower",
+];
 
 /// Installs the JSON subscriber once per process; the level comes from `AWS_LAMBDA_LOG_LEVEL`
 /// (Lambda's advanced logging controls), else `RUST_LOG`, else `info`.

@@ -1,1 +1,284 @@
+//! Helpers for the end-to-end tests: the running local stack (described by
+//! `.local/stack-run.json`, which `scripts/stack.py` writes once every endpoint answers), request
+//! builders and table inspection. The tests talk to the stack over real connections only.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine as _;
+use ring::rand::{SecureRandom, SystemRandom};
+use serde_json::{Value, json};
+use time::{Date, OffsetDateTime, Time};
+
+/// Every processing number the tests send. The privacy sweep looks for each of them everywhere.
+pub const VALID_NUMBER: &str = "99999910";
+pub const REFUSED_NUMBER: &str = "99999920";
+pub const FAILING_NUMBER: &str = "99999930";
+pub const PROCESSING_NUMBERS: &[&str] = &[VALID_NUMBER, REFUSED_NUMBER, FAILING_NUMBER];
+/// Every attestation payload the tests send starts with this, so the sweep can find one.
+pub const ATTESTATION_MARKER: &str = "ATTESTATION-PAYLOAD-";
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The local stack the tests run against.
+pub struct Stack {
+    pub api: String,
+    pub http: reqwest::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub description: Value,
+}
+
+impl Stack {
+    /// Connects to the stack `scripts/test` (or `scripts/dev`) started. Fails loudly when none
+    /// runs: these tests are never skipped.
+    pub async fn connect() -> Self {
+        let path = std::env::var("COCOA_STACK_RUN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| workspace_root().join(".local/stack-run.json"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
+            panic!("no local stack description at {}: {error}; run scripts/test, or scripts/dev in another terminal", path.display())
+        });
+        let description: Value = serde_json::from_str(&text).expect("stack-run.json is JSON");
+        let env = |name: &str| {
+            description["environment"][name]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let credentials = aws_sdk_dynamodb::config::Credentials::new(
+            env("AWS_ACCESS_KEY_ID"),
+            env("AWS_SECRET_ACCESS_KEY"),
+            None,
+            None,
+            "local-stack",
+        );
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(env("AWS_REGION")))
+            .credentials_provider(credentials)
+            .load()
+            .await;
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&config)
+                .endpoint_url(env("AWS_ENDPOINT_URL_DYNAMODB"))
+                .build(),
+        );
+        let kms = aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::config::Builder::from(&config)
+                .endpoint_url(env("AWS_ENDPOINT_URL_KMS"))
+                .build(),
+        );
+        let api = description["api"].as_str().expect("api url").to_owned();
+        Self {
+            api,
+            http: reqwest::Client::new(),
+            dynamodb,
+            kms,
+            description,
+        }
+    }
+
+    pub fn resource(&self, placeholder: &str) -> String {
+        self.description["resources"][placeholder]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn keys_table(&self) -> String {
+        self.resource("table:keys")
+    }
+
+    pub fn function_log(&self) -> PathBuf {
+        PathBuf::from(
+            self.description["functionLog"]
+                .as_str()
+                .expect("functionLog"),
+        )
+    }
+
+    /// Sends `body` to `path` with `method`; returns the status and the body text.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.api))
+            .header("accept", "application/json")
+            .body(body);
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        {
+            request = request.header("content-type", "application/json; charset=utf-8");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    pub async fn put_json(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        self.send("PUT", path, body.to_string(), headers).await
+    }
+
+    /// Every item of `table` (the tables stay small in tests).
+    pub async fn scan(&self, table: &str) -> Vec<Item> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .dynamodb
+                .scan()
+                .table_name(table)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .expect("scan succeeds");
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return items,
+            }
+        }
+    }
+
+    /// The stored items (all regions) whose key bytes are one of `keys`.
+    pub async fn stored_items_for(&self, keys: &[TestKey]) -> Vec<Item> {
+        let wanted: Vec<&[u8]> = keys.iter().map(|k| k.bytes.as_slice()).collect();
+        self.scan(&self.keys_table())
+            .await
+            .into_iter()
+            .filter(|item| matches!(item.get("key_data"), Some(AttributeValue::B(b)) if wanted.contains(&b.as_ref())))
+            .collect()
+    }
+}
+
+/// A key a test submits.
+#[derive(Clone)]
+pub struct TestKey {
+    pub bytes: Vec<u8>,
+    pub base64: String,
+    pub rolling_start_number: u32,
+    pub rolling_period: u32,
+    pub report_type: u32,
+}
+
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    let mut bytes = vec![0; len];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("system randomness");
+    bytes
+}
+
+pub fn random_id() -> String {
+    random_bytes(8).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn today_utc() -> Date {
+    OffsetDateTime::now_utc().date()
+}
+
+pub fn rolling_start_number(day: Date) -> u32 {
+    u32::try_from(day.with_time(Time::MIDNIGHT).assume_utc().unix_timestamp() / 600).expect("fits")
+}
+
+impl TestKey {
+    /// A fresh random key starting at UTC midnight of `day`, valid for a whole day.
+    pub fn on(day: Date) -> Self {
+        Self::with_length(day, 16)
+    }
+
+    pub fn with_length(day: Date, length: usize) -> Self {
+        let bytes = random_bytes(length);
+        Self {
+            base64: base64::engine::general_purpose::STANDARD.encode(&bytes),
+            bytes,
+            rolling_start_number: rolling_start_number(day),
+            rolling_period: 144,
+            report_type: 1,
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "keyData": self.base64,
+            "rollingStartNumber": self.rolling_start_number,
+            "rollingPeriod": self.rolling_period,
+            "reportType": self.report_type,
+        })
+    }
+}
+
+/// A v3 body as app v3.0.0 builds it: onset at JST midnight of `onset`.
+pub fn v3_body(
+    keys: &[TestKey],
+    onset: Date,
+    processing_number: &str,
+    idempotency_key: &str,
+) -> Value {
+    json!({
+        "hasSymptom": true,
+        "onsetOfSymptomOrTestDate": format!("{onset}T00:00:00.000+09:00"),
+        "keys": keys.iter().map(TestKey::json).collect::<Vec<_>>(),
+        "regions": ["440"],
+        "platform": "android",
+        "deviceVerificationPayload": format!("{ATTESTATION_MARKER}{}", random_id()),
+        "appPackageName": "jp.go.mhlw.covid19radar",
+        "verificationPayload": processing_number,
+        "idempotency_key": idempotency_key,
+        "padding": base64::engine::general_purpose::STANDARD.encode(random_bytes(1200)),
+    })
+}
+
+/// A v2 body as apps 1.2.2–1.4.1 built it.
+pub fn v2_body(keys: &[TestKey], processing_number: &str) -> Value {
+    json!({
+        "keys": keys.iter().map(|k| json!({
+            "keyData": k.base64,
+            "rollingStartNumber": k.rolling_start_number,
+            "rollingPeriod": k.rolling_period,
+        })).collect::<Vec<_>>(),
+        "regions": ["440"],
+        "platform": "ios",
+        "deviceVerificationPayload": format!("{ATTESTATION_MARKER}{}", random_id()),
+        "appPackageName": "jp.go.mhlw.covid19radar",
+        "verificationPayload": processing_number,
+        "padding": "",
+    })
+}
+
+pub fn number(item: &Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+pub fn string(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => Some(s.clone()),
+        _ => None,
+    }
+}

@@ -16,17 +16,17 @@ pub struct RegisterResult {
 }
 
 const DUMMY_USER_UUID: &str = "000000000000000000000000000000000";
-const DUMMY_SECRET: &str = concat!(
-    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
-    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
-    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
-    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
-    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
-    "000000000000000000000000000000000000000000000000000000"
-);
+const DUMMY_SECRET_BYTES: [u8; 556] = [b'0'; 556];
+const DUMMY_SECRET: &str = match std::str::from_utf8(&DUMMY_SECRET_BYTES) {
+    Ok(secret) => secret,
+    Err(_) => "",
+};
 
-pub const DUMMY: RegisterResult =
-    RegisterResult { user_uuid: DUMMY_USER_UUID, secret: DUMMY_SECRET, jump_consistent_seed: 0 };
+pub const DUMMY: RegisterResult = RegisterResult {
+    user_uuid: DUMMY_USER_UUID,
+    secret: DUMMY_SECRET,
+    jump_consistent_seed: 0,
+};
 
 pub async fn handle(request: Request) -> Result<Response<Body>, std::convert::Infallible> {
     if !request.uri().path().ends_with("/register") {
@@ -47,6 +47,8 @@ mod tests {
     fn dummy_values_have_cocoas_lengths() {
         assert_eq!(DUMMY.user_uuid.len(), 33);
         assert_eq!(DUMMY.secret.len(), 556);
-        assert!(DUMMY.secret.bytes().all(|b| b == b'0') && DUMMY.user_uuid.bytes().all(|b| b == b'0'));
+        assert!(
+            DUMMY.secret.bytes().all(|b| b == b'0') && DUMMY.user_uuid.bytes().all(|b| b == b'0')
+        );
     }
 }

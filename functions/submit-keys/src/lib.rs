@@ -36,9 +36,15 @@ where
     let body: &[u8] = request.body().as_ref();
     let now = OffsetDateTime::now_utc();
     let result = if version == "v3" {
-        service.submit_v3(body, chaff, now).await.map(|(echo, report)| (http::json(200, &echo), report))
+        service
+            .submit_v3(body, chaff, now)
+            .await
+            .map(|(echo, report)| (http::json(200, &echo), report))
     } else {
-        service.submit_v2(body, chaff, now).await.map(|report| (http::empty(204), report))
+        service
+            .submit_v2(body, chaff, now)
+            .await
+            .map(|report| (http::empty(204), report))
     };
     Ok(match result {
         Ok((response, report)) => {

@@ -1,6 +1,7 @@
 use lambda_http::{Error, run, service_fn};
 use shared::adapters::{
-    attestation::PermitAllDevices, aws_config, dynamo_keys::DynamoExposureKeyStore, hersys::HersysVerifier,
+    attestation::PermitAllDevices, aws_config, dynamo_keys::DynamoExposureKeyStore,
+    hersys::HersysVerifier,
 };
 use shared::config::{SubmitKeysConfig, process_env};
 use shared::submission::SubmitKeys;

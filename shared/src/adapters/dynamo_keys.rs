@@ -22,7 +22,10 @@ pub struct DynamoExposureKeyStore {
 
 impl DynamoExposureKeyStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     async fn put(&self, key: &ExposureKey) -> Result<bool, StoreError> {
@@ -31,10 +34,19 @@ impl DynamoExposureKeyStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(release_partition(&key.region, key.release_at())))
+            .item(
+                "pk",
+                AttributeValue::S(release_partition(&key.region, key.release_at())),
+            )
             .item("sk", AttributeValue::S(key.id.as_str().to_owned()))
-            .item("key_data", AttributeValue::B(Blob::new(key.key_data.as_bytes().to_vec())))
-            .item("rolling_start_number", number(key.rolling_start_number.into()))
+            .item(
+                "key_data",
+                AttributeValue::B(Blob::new(key.key_data.as_bytes().to_vec())),
+            )
+            .item(
+                "rolling_start_number",
+                number(key.rolling_start_number.into()),
+            )
             .item("rolling_period", number(key.rolling_period.into()))
             .item("transmission_risk", number(key.transmission_risk.into()))
             .item("release_at", number(key.release_at()))
@@ -54,7 +66,9 @@ impl DynamoExposureKeyStore {
                     Ok(false)
                 } else {
                     // Only the error code: a message could quote the request.
-                    Err(StoreError(error.code().unwrap_or("request failed").to_owned()))
+                    Err(StoreError(
+                        error.code().unwrap_or("request failed").to_owned(),
+                    ))
                 }
             }
         }

@@ -49,7 +49,10 @@ impl ProcessingNumberVerifier for HersysVerifier {
             return Err(VerificationError::Refused { status: REFUSED });
         };
         let mut body = serde_json::Map::new();
-        body.insert(self.config.parameter_name.clone(), number.expose_to_hersys().into());
+        body.insert(
+            self.config.parameter_name.clone(),
+            number.expose_to_hersys().into(),
+        );
         let body = serde_json::Value::Object(body);
         // One retry, on a connection failure only: the request never reached HER-SYS.
         let response = match self.post(&body).await {
@@ -57,25 +60,44 @@ impl ProcessingNumberVerifier for HersysVerifier {
             other => other,
         };
         let response = response.map_err(|error| VerificationError::Unavailable {
-            reason: if error.is_timeout() { "timeout" } else { "connection failed" },
+            reason: if error.is_timeout() {
+                "timeout"
+            } else {
+                "connection failed"
+            },
         })?;
         if !response.status().is_success() {
-            return Err(VerificationError::Unavailable { reason: "error status" });
+            return Err(VerificationError::Unavailable {
+                reason: "error status",
+            });
         }
-        let answer: serde_json::Value = response
-            .json()
-            .await
-            .map_err(|_| VerificationError::Unavailable { reason: "unreadable answer" })?;
+        let answer: serde_json::Value =
+            response
+                .json()
+                .await
+                .map_err(|_| VerificationError::Unavailable {
+                    reason: "unreadable answer",
+                })?;
         let result = match answer.get("result") {
             Some(serde_json::Value::String(code)) => code.clone(),
             Some(serde_json::Value::Number(code)) => code.to_string(),
-            _ => return Err(VerificationError::Unavailable { reason: "answer without result" }),
+            _ => {
+                return Err(VerificationError::Unavailable {
+                    reason: "answer without result",
+                });
+            }
         };
         match self.config.status_of(&result) {
             Some(200) => Ok(()),
-            Some(status) if (400..500).contains(&status) => Err(VerificationError::Refused { status }),
-            Some(_) => Err(VerificationError::Unavailable { reason: "failure result" }),
-            None => Err(VerificationError::Unavailable { reason: "unmapped result" }),
+            Some(status) if (400..500).contains(&status) => {
+                Err(VerificationError::Refused { status })
+            }
+            Some(_) => Err(VerificationError::Unavailable {
+                reason: "failure result",
+            }),
+            None => Err(VerificationError::Unavailable {
+                reason: "unmapped result",
+            }),
         }
     }
 }

@@ -6,7 +6,10 @@
 //! and key material, none of which may reach a log line.
 
 use serde::{Deserialize, Serialize};
-use time::{Date, Duration, OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
+use time::{
+    Date, Duration, OffsetDateTime, format_description::BorrowedFormatItem,
+    macros::format_description,
+};
 
 use super::exposure_key::{
     ExposureKey, KeyData, KeyId, MAX_ROLLING_PERIOD, ReportType, date_of_interval, interval_number,
@@ -45,7 +48,10 @@ impl DayWindow {
 
     pub fn parse(text: &str) -> Option<Self> {
         let (from, to) = text.trim().split_once("..")?;
-        let window = Self { from: from.trim().parse().ok()?, to: to.trim().parse().ok()? };
+        let window = Self {
+            from: from.trim().parse().ok()?,
+            to: to.trim().parse().ok()?,
+        };
         (window.from <= window.to).then_some(window)
     }
 }
@@ -159,7 +165,12 @@ fn supported_regions<'a>(requested: &'a [String], rules: &SubmissionRules) -> Ve
     let mut regions: Vec<&str> = requested
         .iter()
         .map(String::as_str)
-        .filter(|r| rules.supported_regions.iter().any(|s| s.eq_ignore_ascii_case(r)))
+        .filter(|r| {
+            rules
+                .supported_regions
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(r))
+        })
         .collect();
     regions.sort_unstable();
     regions.dedup();
@@ -205,7 +216,11 @@ impl V3Submission {
             .and_then(onset_utc_date)
             .ok_or(DiagnosisRejection::InvalidOnsetDate)?;
         let keys = self.keys.take().ok_or(DiagnosisRejection::MissingKeys)?;
-        let window = if self.has_symptom { rules.symptom_onset_window } else { rules.test_date_window };
+        let window = if self.has_symptom {
+            rules.symptom_onset_window
+        } else {
+            rules.test_date_window
+        };
         let today = now.to_offset(time::UtcOffset::UTC).date();
         let newest = interval_number_of_date(today);
         let oldest = interval_number_of_date(today - Duration::days(ACCEPTED_KEY_DAYS));
@@ -213,14 +228,18 @@ impl V3Submission {
         let mut kept = Vec::with_capacity(keys.len());
         let mut valid = Vec::with_capacity(keys.len());
         for mut key in keys {
-            let Some(dsos) = days_since_onset(key.rolling_start_number, onset) else { continue };
+            let Some(dsos) = days_since_onset(key.rolling_start_number, onset) else {
+                continue;
+            };
             key.days_since_onset_of_symptoms = dsos;
             let risk = transmission_risk(dsos);
             key.transmission_risk = i32::from(risk);
             let Some(key_data) = key.key_data.as_deref().and_then(KeyData::from_base64) else {
                 continue;
             };
-            let Some(report_type) = ReportType::new(key.report_type) else { continue };
+            let Some(report_type) = ReportType::new(key.report_type) else {
+                continue;
+            };
             let rsn = i64::from(key.rolling_start_number);
             if key.rolling_period > MAX_ROLLING_PERIOD
                 || !(oldest..=newest).contains(&rsn)
@@ -275,9 +294,15 @@ impl V3Submission {
         Ok(AcceptedSubmission {
             keys: stored,
             platform: self.platform.take().unwrap_or_default(),
-            device_verification_payload: self.device_verification_payload.take().unwrap_or_default(),
+            device_verification_payload: self
+                .device_verification_payload
+                .take()
+                .unwrap_or_default(),
             verification: VerificationPayload::from_text(
-                self.verification_payload.take().as_deref().unwrap_or_default(),
+                self.verification_payload
+                    .take()
+                    .as_deref()
+                    .unwrap_or_default(),
             ),
         })
     }
@@ -310,9 +335,12 @@ impl V2Submission {
         let mut parsed = Vec::with_capacity(keys.len());
         for key in &keys {
             let text = key.key_data.as_deref().unwrap_or_default();
-            let key_data = KeyData::from_base64(text).ok_or(DiagnosisRejection::InvalidParameter)?;
+            let key_data =
+                KeyData::from_base64(text).ok_or(DiagnosisRejection::InvalidParameter)?;
             let rsn = i64::from(key.rolling_start_number);
-            if key.rolling_period > MAX_ROLLING_PERIOD || (rsn != 0 && !(oldest..=newest).contains(&rsn)) {
+            if key.rolling_period > MAX_ROLLING_PERIOD
+                || (rsn != 0 && !(oldest..=newest).contains(&rsn))
+            {
                 return Err(DiagnosisRejection::InvalidParameter);
             }
             if rsn != 0 {
@@ -342,9 +370,15 @@ impl V2Submission {
         Ok(AcceptedSubmission {
             keys: stored,
             platform: self.platform.take().unwrap_or_default(),
-            device_verification_payload: self.device_verification_payload.take().unwrap_or_default(),
+            device_verification_payload: self
+                .device_verification_payload
+                .take()
+                .unwrap_or_default(),
             verification: VerificationPayload::from_text(
-                self.verification_payload.take().as_deref().unwrap_or_default(),
+                self.verification_payload
+                    .take()
+                    .as_deref()
+                    .unwrap_or_default(),
             ),
         })
     }
@@ -352,7 +386,11 @@ impl V2Submission {
 
 /// A rolling period of 0 means "a full day" and is stored as 144.
 fn stored_rolling_period(submitted: u32) -> u32 {
-    if submitted == 0 { MAX_ROLLING_PERIOD } else { submitted }
+    if submitted == 0 {
+        MAX_ROLLING_PERIOD
+    } else {
+        submitted
+    }
 }
 
 #[cfg(test)]
@@ -404,9 +442,20 @@ mod tests {
 
     #[test]
     fn onset_at_jst_midnight_is_the_previous_utc_date() {
-        assert_eq!(onset_utc_date("2026-11-20T00:00:00.000+09:00"), Some(date!(2026 - 11 - 19)));
-        assert_eq!(onset_utc_date("2026-11-20T09:00:00.000+09:00"), Some(date!(2026 - 11 - 20)));
-        for bad in ["2026-11-20T00:00:00.000Z", "2026-11-20T00:00:00+09:00", "2026-11-20", ""] {
+        assert_eq!(
+            onset_utc_date("2026-11-20T00:00:00.000+09:00"),
+            Some(date!(2026 - 11 - 19))
+        );
+        assert_eq!(
+            onset_utc_date("2026-11-20T09:00:00.000+09:00"),
+            Some(date!(2026 - 11 - 20))
+        );
+        for bad in [
+            "2026-11-20T00:00:00.000Z",
+            "2026-11-20T00:00:00+09:00",
+            "2026-11-20",
+            "",
+        ] {
             assert_eq!(onset_utc_date(bad), None, "{bad}");
         }
     }
@@ -423,9 +472,16 @@ mod tests {
         let dsos: Vec<_> = accepted.keys.iter().map(|k| k.days_since_onset).collect();
         assert_eq!(dsos, [Some(-3), Some(0), Some(4)]);
         assert!(accepted.keys.iter().all(|k| k.transmission_risk == 4));
-        let echoed: Vec<_> = submission.keys.as_ref().map(|k| k.iter().map(|k| k.days_since_onset_of_symptoms).collect()).unwrap_or_default();
+        let echoed: Vec<_> = submission
+            .keys
+            .as_ref()
+            .map(|k| k.iter().map(|k| k.days_since_onset_of_symptoms).collect())
+            .unwrap_or_default();
         assert_eq!(echoed, [-3, 0, 4]);
-        assert!(submission.verification_payload.is_none() && submission.device_verification_payload.is_none());
+        assert!(
+            submission.verification_payload.is_none()
+                && submission.device_verification_payload.is_none()
+        );
     }
 
     #[test]
@@ -437,17 +493,20 @@ mod tests {
         bad_report.report_type = 6;
         let mut submission = v3(vec![
             key(K1, today),
-            key("AAAAAAAAAAAAAAAAAAAA", today),          // 15 bytes
-            key("not base64", today),                     // not base64
-            too_long,                                      // rolling period > 144
-            bad_report,                                    // report type > 5
-            key("BQAAAAAAAAAAAAAAAAAAAA==", today + 144),  // tomorrow
+            key("AAAAAAAAAAAAAAAAAAAA", today), // 15 bytes
+            key("not base64", today),           // not base64
+            too_long,                           // rolling period > 144
+            bad_report,                         // report type > 5
+            key("BQAAAAAAAAAAAAAAAAAAAA==", today + 144), // tomorrow
             key("BgAAAAAAAAAAAAAAAAAAAA==", rsn(date!(2026 - 11 - 16)) - 144), // dsos −4
-            key("BwAAAAAAAAAAAAAAAAAAAA==", today + 5),    // not at UTC midnight, after today 00:00
+            key("BwAAAAAAAAAAAAAAAAAAAA==", today + 5), // not at UTC midnight, after today 00:00
         ]);
         let accepted = submission.accept(&rules(), NOW).expect("valid submission");
         assert_eq!(accepted.keys.len(), 1);
-        assert_eq!(accepted.keys[0].key_data, KeyData::from_base64(K1).expect("key"));
+        assert_eq!(
+            accepted.keys[0].key_data,
+            KeyData::from_base64(K1).expect("key")
+        );
         assert_eq!(submission.keys.as_ref().map(Vec::len), Some(1));
     }
 
@@ -478,19 +537,34 @@ mod tests {
         let today = rsn(date!(2026 - 11 - 23));
         let mut blank = v3(vec![key(K1, today)]);
         blank.platform = Some("  ".into());
-        assert_eq!(blank.accept(&rules(), NOW).err(), Some(DiagnosisRejection::InvalidParameter));
+        assert_eq!(
+            blank.accept(&rules(), NOW).err(),
+            Some(DiagnosisRejection::InvalidParameter)
+        );
         let mut no_regions = v3(vec![key(K1, today)]);
         no_regions.regions = Some(vec![]);
-        assert_eq!(no_regions.accept(&rules(), NOW).err(), Some(DiagnosisRejection::InvalidParameter));
+        assert_eq!(
+            no_regions.accept(&rules(), NOW).err(),
+            Some(DiagnosisRejection::InvalidParameter)
+        );
         let mut foreign = v3(vec![key(K1, today)]);
         foreign.regions = Some(vec!["999".into()]);
-        assert_eq!(foreign.accept(&rules(), NOW).err(), Some(DiagnosisRejection::RegionsNotSupported));
+        assert_eq!(
+            foreign.accept(&rules(), NOW).err(),
+            Some(DiagnosisRejection::RegionsNotSupported)
+        );
         let mut no_keys = v3(vec![]);
         no_keys.keys = None;
-        assert_eq!(no_keys.accept(&rules(), NOW).err(), Some(DiagnosisRejection::MissingKeys));
+        assert_eq!(
+            no_keys.accept(&rules(), NOW).err(),
+            Some(DiagnosisRejection::MissingKeys)
+        );
         let mut no_onset = v3(vec![]);
         no_onset.onset_of_symptom_or_test_date = None;
-        assert_eq!(no_onset.accept(&rules(), NOW).err(), Some(DiagnosisRejection::InvalidOnsetDate));
+        assert_eq!(
+            no_onset.accept(&rules(), NOW).err(),
+            Some(DiagnosisRejection::InvalidOnsetDate)
+        );
     }
 
     #[test]
@@ -524,7 +598,11 @@ mod tests {
         let accepted = submission(vec![key(K1, today), key("AQAAAAAAAAAAAAAAAAAAAA==", 0)])
             .accept(&rules(), NOW)
             .expect("valid v2");
-        assert_eq!(accepted.keys.len(), 1, "a key starting at interval 0 is past retention");
+        assert_eq!(
+            accepted.keys.len(),
+            1,
+            "a key starting at interval 0 is past retention"
+        );
         assert_eq!(accepted.keys[0].report_type, None);
         assert_eq!(accepted.keys[0].transmission_risk, 4);
         let bad = submission(vec![key(K1, today), key("short", today)]).accept(&rules(), NOW);
@@ -533,8 +611,14 @@ mod tests {
 
     #[test]
     fn day_windows_parse_from_configuration() {
-        assert_eq!(DayWindow::parse("-3..10"), Some(DayWindow { from: -3, to: 10 }));
-        assert_eq!(DayWindow::parse(" -14 .. 14 "), Some(DayWindow { from: -14, to: 14 }));
+        assert_eq!(
+            DayWindow::parse("-3..10"),
+            Some(DayWindow { from: -3, to: 10 })
+        );
+        assert_eq!(
+            DayWindow::parse(" -14 .. 14 "),
+            Some(DayWindow { from: -14, to: 14 })
+        );
         assert_eq!(DayWindow::parse("10..-3"), None);
         assert_eq!(DayWindow::parse("3"), None);
     }

@@ -46,8 +46,12 @@ impl KeyData {
     /// Decodes standard base64 that must yield exactly 16 bytes.
     pub fn from_base64(text: &str) -> Option<Self> {
         use base64::Engine as _;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
-        <[u8; KEY_LENGTH]>::try_from(bytes.as_slice()).ok().map(Self)
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()?;
+        <[u8; KEY_LENGTH]>::try_from(bytes.as_slice())
+            .ok()
+            .map(Self)
     }
 
     pub fn as_bytes(&self) -> &[u8; KEY_LENGTH] {
@@ -144,7 +148,12 @@ impl ExposureKey {
     /// that covers this hour is the first one allowed to publish the key.
     pub fn release_at(&self) -> i64 {
         let earliest = self.rolling_end() + RELEASE_DELAY_SECONDS;
-        earliest.div_euclid(3600) * 3600 + if earliest.rem_euclid(3600) == 0 { 0 } else { 3600 }
+        earliest.div_euclid(3600) * 3600
+            + if earliest.rem_euclid(3600) == 0 {
+                0
+            } else {
+                3600
+            }
     }
 
     /// The DynamoDB TTL: 15 days after the key's start.
@@ -156,7 +165,8 @@ impl ExposureKey {
 /// The partition an exporter reads to release one hour of one region:
 /// `"{region}#{YYYY-MM-DDTHH}"` (UTC).
 pub fn release_partition(region: &str, release_at: i64) -> String {
-    let hour = OffsetDateTime::from_unix_timestamp(release_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let hour =
+        OffsetDateTime::from_unix_timestamp(release_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     format!(
         "{region}#{:04}-{:02}-{:02}T{:02}",
         hour.year(),
@@ -173,7 +183,11 @@ mod tests {
 
     fn key(rolling_start_number: u32, rolling_period: u32) -> ExposureKey {
         ExposureKey {
-            id: KeyId::for_v2("AAAAAAAAAAAAAAAAAAAAAA==", rolling_start_number, rolling_period),
+            id: KeyId::for_v2(
+                "AAAAAAAAAAAAAAAAAAAAAA==",
+                rolling_start_number,
+                rolling_period,
+            ),
             region: "440".into(),
             key_data: KeyData::new([0; 16]),
             rolling_start_number,
@@ -189,11 +203,20 @@ mod tests {
         let midnight = interval_number(datetime!(2026-11-20 00:00 UTC)) as u32;
         // A full-day key ends at the next midnight: released at 02:00.
         let full_day = key(midnight, 144);
-        assert_eq!(full_day.release_at(), datetime!(2026-11-21 02:00 UTC).unix_timestamp());
+        assert_eq!(
+            full_day.release_at(),
+            datetime!(2026-11-21 02:00 UTC).unix_timestamp()
+        );
         // A key ending at 10:10 is released at 13:00, not 12:00.
         let partial = key(midnight, 61);
-        assert_eq!(partial.release_at(), datetime!(2026-11-20 13:00 UTC).unix_timestamp());
-        assert_eq!(release_partition("440", partial.release_at()), "440#2026-11-20T13");
+        assert_eq!(
+            partial.release_at(),
+            datetime!(2026-11-20 13:00 UTC).unix_timestamp()
+        );
+        assert_eq!(
+            release_partition("440", partial.release_at()),
+            "440#2026-11-20T13"
+        );
     }
 
     #[test]
@@ -211,7 +234,10 @@ mod tests {
         // `printf %s 'idem,AAAAAAAAAAAAAAAAAAAAAA==,2733120,144' | sha256sum`.
         let id = KeyId::for_v3("idem", "AAAAAAAAAAAAAAAAAAAAAA==", 2_733_120, 144);
         assert_eq!(id.as_str(), EXPECTED_V3_ID);
-        assert_eq!(format!("{:?}", KeyData::new([7; 16])), "KeyData(<redacted>)");
+        assert_eq!(
+            format!("{:?}", KeyData::new([7; 16])),
+            "KeyData(<redacted>)"
+        );
     }
 
     const EXPECTED_V3_ID: &str = include_str!("testdata/v3_key_id.txt");

@@ -42,8 +42,19 @@ mod tests {
     #[test]
     fn only_eight_ascii_digits_parse() {
         assert!(ProcessingNumber::parse("99999910").is_ok());
-        for bad in ["9999991", "999999100", "9999991a", "", " 9999991", "９９９９９９１０"] {
-            assert_eq!(ProcessingNumber::parse(bad), Err(MalformedProcessingNumber), "{bad:?}");
+        for bad in [
+            "9999991",
+            "999999100",
+            "9999991a",
+            "",
+            " 9999991",
+            "９９９９９９１０",
+        ] {
+            assert_eq!(
+                ProcessingNumber::parse(bad),
+                Err(MalformedProcessingNumber),
+                "{bad:?}"
+            );
         }
     }
 

@@ -1,0 +1,118 @@
+//! infra/stack.json is the one declaration of resources, functions, routes and environment: the
+//! local stack creates from it and the CDK app reads it. These checks keep the rest in step.
+
+use std::collections::BTreeSet;
+
+use e2e::workspace_root;
+use serde_json::Value;
+use shared::config::SubmitKeysConfig;
+
+fn declaration() -> Value {
+    let text = std::fs::read_to_string(workspace_root().join("infra/stack.json"))
+        .expect("infra/stack.json");
+    serde_json::from_str(&text).expect("infra/stack.json is JSON")
+}
+
+fn functions() -> Vec<Value> {
+    declaration()["functions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_watch_router_serves_exactly_the_declared_routes() {
+    let manifest: toml::Table = std::fs::read_to_string(workspace_root().join("Cargo.toml"))
+        .expect("Cargo.toml")
+        .parse()
+        .expect("Cargo.toml is TOML");
+    let router = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"]
+        .as_table()
+        .expect("router table");
+    let mut served = BTreeSet::new();
+    for (path, targets) in router {
+        for target in targets.as_array().expect("method-specific routes") {
+            let method = target["method"].as_str().expect("method");
+            let function = target["function"].as_str().expect("function");
+            served.insert(format!("{method} {path} -> {function}"));
+        }
+    }
+    let mut declared = BTreeSet::new();
+    for function in functions() {
+        let name = function["name"].as_str().expect("name");
+        for route in function["routes"].as_array().expect("routes") {
+            declared.insert(format!("{} -> {name}", route.as_str().expect("route")));
+        }
+    }
+    assert_eq!(served, declared);
+}
+
+#[test]
+fn every_declared_function_is_a_crate_and_every_function_crate_is_declared() {
+    let declared: BTreeSet<String> = functions()
+        .iter()
+        .map(|f| f["name"].as_str().expect("name").to_owned())
+        .collect();
+    let crates: BTreeSet<String> = std::fs::read_dir(workspace_root().join("functions"))
+        .expect("functions/")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    assert_eq!(declared, crates);
+}
+
+#[test]
+fn submit_keys_is_given_exactly_the_variables_its_configuration_reads() {
+    let submit_keys = functions()
+        .into_iter()
+        .find(|f| f["name"] == "submit-keys")
+        .expect("submit-keys");
+    let declared: BTreeSet<&str> = submit_keys["environment"]
+        .as_object()
+        .expect("environment")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let read: BTreeSet<&str> = SubmitKeysConfig::DECLARED.iter().copied().collect();
+    assert_eq!(declared, read);
+}
+
+#[test]
+fn every_placeholder_names_a_declared_resource_or_setting() {
+    let declaration = declaration();
+    let mut known = BTreeSet::new();
+    for (kind, list) in [
+        ("table", "tables"),
+        ("bucket", "buckets"),
+        ("kms", "kmsKeys"),
+    ] {
+        for resource in declaration[list].as_array().expect("list") {
+            known.insert(format!("{kind}:{}", resource["id"].as_str().expect("id")));
+        }
+    }
+    for setting in declaration["settings"]["local"]
+        .as_object()
+        .expect("settings")
+        .keys()
+    {
+        known.insert(format!("setting:{setting}"));
+    }
+    for function in functions() {
+        for value in function["environment"]
+            .as_object()
+            .expect("environment")
+            .values()
+        {
+            let text = value.as_str().expect("string value");
+            let mut rest = text;
+            while let Some(start) = rest.find("${") {
+                let end = rest[start..].find('}').expect("closed placeholder") + start;
+                let name = &rest[start + 2..end];
+                assert!(
+                    known.contains(name),
+                    "unknown placeholder ${{{name}}} in {text}"
+                );
+                rest = &rest[end + 1..];
+            }
+        }
+    }
+}

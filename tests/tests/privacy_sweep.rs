@@ -1,0 +1,152 @@
+//! Run after the whole suite (scripts/test runs it last): no DynamoDB item and no line the
+//! functions logged holds a processing number, an attestation payload, an IP address or key
+//! material where it does not belong, and no function panicked.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine as _;
+use e2e::{ATTESTATION_MARKER, PROCESSING_NUMBERS, Stack};
+use regex::Regex;
+
+const KEYS_TABLE_ATTRIBUTES: &[&str] = &[
+    "pk",
+    "sk",
+    "key_data",
+    "rolling_start_number",
+    "rolling_period",
+    "transmission_risk",
+    "report_type",
+    "days_since_onset",
+    "release_at",
+    "expires_at",
+];
+
+fn ipv4() -> Regex {
+    Regex::new(r"\b(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\b").expect("regex")
+}
+
+fn ipv6() -> Regex {
+    Regex::new(r"(?i)\b([0-9a-f]{1,4}:){3,7}[0-9a-f]{0,4}\b|::1\b|::ffff:").expect("regex")
+}
+
+/// Base64 of 16 bytes: what a TEK looks like on the wire.
+fn key_material() -> Regex {
+    Regex::new(r"[A-Za-z0-9+/]{21}[AQgw]==").expect("regex")
+}
+
+/// What a line or value must never contain; returns the first thing found.
+fn forbidden(text: &str, allow_key_material: bool) -> Option<String> {
+    if let Some(number) = PROCESSING_NUMBERS.iter().find(|n| text.contains(*n)) {
+        return Some(format!("processing number {number}"));
+    }
+    if text.contains(ATTESTATION_MARKER) {
+        return Some("attestation payload".into());
+    }
+    if let Some(found) = ipv4().find(text).or_else(|| ipv6().find(text)) {
+        return Some(format!("IP address {}", found.as_str()));
+    }
+    if !allow_key_material && let Some(found) = key_material().find(text) {
+        return Some(format!("key material {}", found.as_str()));
+    }
+    None
+}
+
+fn render(value: &AttributeValue) -> String {
+    match value {
+        AttributeValue::S(s) | AttributeValue::N(s) => s.clone(),
+        AttributeValue::B(b) => base64::engine::general_purpose::STANDARD.encode(b.as_ref()),
+        AttributeValue::Ss(v) | AttributeValue::Ns(v) => v.join(" "),
+        AttributeValue::L(v) => v.iter().map(render).collect::<Vec<_>>().join(" "),
+        AttributeValue::M(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", render(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => format!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn no_table_holds_private_data() {
+    let stack = Stack::connect().await;
+    let tables = stack
+        .dynamodb
+        .list_tables()
+        .send()
+        .await
+        .expect("list tables")
+        .table_names
+        .unwrap_or_default();
+    assert!(tables.contains(&stack.keys_table()));
+    let mut items_seen = 0;
+    for table in &tables {
+        let is_keys_table = *table == stack.keys_table();
+        for item in stack.scan(table).await {
+            items_seen += 1;
+            if is_keys_table {
+                let unexpected: Vec<&String> = item
+                    .keys()
+                    .filter(|n| !KEYS_TABLE_ATTRIBUTES.contains(&n.as_str()))
+                    .collect();
+                assert!(
+                    unexpected.is_empty(),
+                    "{table}: unexpected attributes {unexpected:?}"
+                );
+            }
+            for (name, value) in &item {
+                // Key bytes belong in the keys table's key_data, and nowhere else.
+                let allow_key_material = is_keys_table && name == "key_data";
+                if let Some(found) = forbidden(&render(value), allow_key_material) {
+                    panic!("{table}.{name} holds {found}");
+                }
+            }
+        }
+    }
+    assert!(items_seen > 0, "the sweep runs after the suite stored keys");
+}
+
+#[tokio::test]
+async fn no_function_log_line_holds_private_data_or_a_panic() {
+    let stack = Stack::connect().await;
+    let log = std::fs::read_to_string(stack.function_log()).expect("the functions' log");
+    // api.log interleaves cargo-lambda's and cargo's own lines (which name the listen address)
+    // with what the functions wrote; only the latter are the product's.
+    let emulator = Regex::new(
+        r"^\s*(INFO|WARN|ERROR|DEBUG|TRACE)\s|^\s*(Compiling|Finished|Running|Blocking|Building)\s",
+    )
+    .expect("regex");
+    let mut function_lines = 0;
+    for line in log
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !emulator.is_match(l))
+    {
+        function_lines += 1;
+        assert!(!line.contains("panicked"), "a function panicked: {line}");
+        if let Some(found) = forbidden(line, false) {
+            panic!("a function logged {found}: {line}");
+        }
+    }
+    for expected in [
+        "diagnosis accepted",
+        "diagnosis refused",
+        "register answered",
+    ] {
+        assert!(
+            log.contains(expected),
+            "the sweep read the suite's log lines ({expected:?} missing)"
+        );
+    }
+    assert!(function_lines > 10);
+}
+
+#[test]
+fn the_sweep_recognises_what_it_looks_for() {
+    assert!(forbidden("{\"n\":\"99999910\"}", false).is_some());
+    assert!(forbidden("ATTESTATION-PAYLOAD-abc", false).is_some());
+    assert!(forbidden("from 192.0.2.1 today", false).is_some());
+    assert!(forbidden("peer ::1 here", false).is_some());
+    assert!(forbidden("fe80::1ff:fe23:4567:890a", false).is_some());
+    assert!(forbidden("z9Uk1Q0OJqf6dqTNvlOZ1A==", false).is_some());
+    assert!(forbidden("z9Uk1Q0OJqf6dqTNvlOZ1A==", true).is_none());
+    let clean = r#"{"timestamp":"2026-11-23T14:26:24.137165Z","level":"INFO","fields":{"message":"diagnosis accepted","keys_stored":3},"span":{"requestId":"ac14e0dc-46eb-4cac-a411-a07ccd6663fe","xrayTraceId":"Root=1-6b044c9f-e63cd820e4e765d7edfc2874;Parent=d5f475f940d4585b;Sampled=1"}}"#;
+    assert_eq!(forbidden(clean, false), None);
+}
