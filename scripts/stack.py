@@ -123,6 +123,18 @@ def http_status(method: str, url: str, body: bytes | None = None, timeout: float
         return error.code
 
 
+def check_ports_free() -> None:
+    import socket
+    for name, port in PORTS.items():
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                variable = f"COCOA_{name.upper()}_PORT"
+                raise RuntimeError(f"port {port} ({name}) is in use: stop what holds it, or set {variable}")
+
+
 def load_declaration() -> dict:
     with open(os.path.join(ROOT, "infra", "stack.json")) as f:
         return json.load(f)
@@ -196,6 +208,7 @@ def main() -> int:
     for old in glob.glob(os.path.join(LOGS, "*.log")):
         os.remove(old)
     declaration = load_declaration()
+    check_ports_free()
     venv_bin = os.path.join(LOCAL, "venv", "bin")
     path = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
 

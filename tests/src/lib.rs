@@ -15,9 +15,26 @@ use time::{Date, OffsetDateTime, Time};
 pub const VALID_NUMBER: &str = "99999910";
 pub const REFUSED_NUMBER: &str = "99999920";
 pub const FAILING_NUMBER: &str = "99999930";
-pub const PROCESSING_NUMBERS: &[&str] = &[VALID_NUMBER, REFUSED_NUMBER, FAILING_NUMBER];
+/// The stand-in answers this one only after 6 s, beyond the 3 s HER-SYS timeout.
+pub const SLOW_NUMBER: &str = "99999940";
+pub const PROCESSING_NUMBERS: &[&str] =
+    &[VALID_NUMBER, REFUSED_NUMBER, FAILING_NUMBER, SLOW_NUMBER];
 /// Every attestation payload the tests send starts with this, so the sweep can find one.
 pub const ATTESTATION_MARKER: &str = "ATTESTATION-PAYLOAD-";
+
+/// Everything a keys-table item may hold: what an export needs, and nothing about the submitter.
+pub const KEYS_TABLE_ATTRIBUTES: &[&str] = &[
+    "pk",
+    "sk",
+    "key_data",
+    "rolling_start_number",
+    "rolling_period",
+    "transmission_risk",
+    "report_type",
+    "days_since_onset",
+    "release_at",
+    "expires_at",
+];
 
 pub type Item = HashMap<String, AttributeValue>;
 

@@ -4,21 +4,8 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
-use e2e::{ATTESTATION_MARKER, PROCESSING_NUMBERS, Stack};
+use e2e::{ATTESTATION_MARKER, KEYS_TABLE_ATTRIBUTES, PROCESSING_NUMBERS, Stack};
 use regex::Regex;
-
-const KEYS_TABLE_ATTRIBUTES: &[&str] = &[
-    "pk",
-    "sk",
-    "key_data",
-    "rolling_start_number",
-    "rolling_period",
-    "transmission_risk",
-    "report_type",
-    "days_since_onset",
-    "release_at",
-    "expires_at",
-];
 
 fn ipv4() -> Regex {
     Regex::new(r"\b(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\b").expect("regex")

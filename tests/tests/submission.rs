@@ -9,19 +9,6 @@ use serde_json::{Value, json};
 use shared::domain::exposure_key::{KeyId, release_partition};
 use time::Duration;
 
-const ALLOWED_ATTRIBUTES: &[&str] = &[
-    "pk",
-    "sk",
-    "key_data",
-    "rolling_start_number",
-    "rolling_period",
-    "transmission_risk",
-    "report_type",
-    "days_since_onset",
-    "release_at",
-    "expires_at",
-];
-
 fn release_at(key: &TestKey) -> i64 {
     let end = (i64::from(key.rolling_start_number) + i64::from(key.rolling_period)) * 600 + 7200;
     (end + 3599) / 3600 * 3600
@@ -114,7 +101,7 @@ async fn v3_stores_exactly_the_valid_keys_with_computed_dsos_and_risk() {
         );
         let names: BTreeSet<&str> = item.keys().map(String::as_str).collect();
         assert!(
-            names.iter().all(|n| ALLOWED_ATTRIBUTES.contains(n)),
+            names.iter().all(|n| KEYS_TABLE_ATTRIBUTES.contains(n)),
             "unexpected attributes: {names:?}"
         );
     }
@@ -207,6 +194,21 @@ async fn refused_and_failing_processing_numbers_store_nothing() {
             "nothing stored for {number}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_hersys_slower_than_the_timeout_answers_503_and_stores_nothing() {
+    let stack = Stack::connect().await;
+    let keys = vec![TestKey::on(today_utc() - Duration::days(1))];
+    let body = v3_body(
+        &keys,
+        today_utc() - Duration::days(1),
+        SLOW_NUMBER,
+        &random_id(),
+    );
+    let (status, text) = stack.put_json("/api/v3/diagnosis", &body, &[]).await;
+    assert_eq!((status, text.as_str()), (503, "Bad VerificationPayload"));
+    assert!(stack.stored_items_for(&keys).await.is_empty());
 }
 
 #[tokio::test]

@@ -161,6 +161,76 @@ fn is_blank(value: &Option<String>) -> bool {
     value.as_deref().is_none_or(|v| v.trim().is_empty())
 }
 
+/// COCOA's `IsValid()` on everything but the keys: the four payload fields non-blank, at least
+/// one region.
+fn require_fields(
+    fields: [&Option<String>; 4],
+    regions: &Option<Vec<String>>,
+) -> Result<(), DiagnosisRejection> {
+    if fields.into_iter().any(is_blank) || regions.as_ref().is_none_or(Vec::is_empty) {
+        return Err(DiagnosisRejection::InvalidParameter);
+    }
+    Ok(())
+}
+
+/// The supported regions among those requested, or COCOA's `Regions not supported.`.
+fn require_supported_regions<'a>(
+    requested: &'a Option<Vec<String>>,
+    rules: &SubmissionRules,
+) -> Result<Vec<&'a str>, DiagnosisRejection> {
+    let regions = supported_regions(requested.as_deref().unwrap_or_default(), rules);
+    if regions.is_empty() {
+        return Err(DiagnosisRejection::RegionsNotSupported);
+    }
+    Ok(regions)
+}
+
+/// What is known of one valid key, before it is copied for each region.
+struct ValidKey {
+    id: KeyId,
+    key_data: KeyData,
+    rolling_start_number: u32,
+    rolling_period: u32,
+    transmission_risk: u8,
+    report_type: Option<ReportType>,
+    days_since_onset: Option<i32>,
+}
+
+impl AcceptedSubmission {
+    /// One stored key per valid key and region; takes the payloads out of the request.
+    fn new(
+        keys: Vec<ValidKey>,
+        regions: &[&str],
+        platform: &mut Option<String>,
+        device_verification_payload: &mut Option<String>,
+        verification_payload: &mut Option<String>,
+    ) -> Self {
+        let mut stored = Vec::with_capacity(keys.len() * regions.len());
+        for key in keys {
+            for region in regions {
+                stored.push(ExposureKey {
+                    id: key.id.clone(),
+                    region: (*region).to_owned(),
+                    key_data: key.key_data,
+                    rolling_start_number: key.rolling_start_number,
+                    rolling_period: stored_rolling_period(key.rolling_period),
+                    transmission_risk: key.transmission_risk,
+                    report_type: key.report_type,
+                    days_since_onset: key.days_since_onset,
+                });
+            }
+        }
+        Self {
+            keys: stored,
+            platform: platform.take().unwrap_or_default(),
+            device_verification_payload: device_verification_payload.take().unwrap_or_default(),
+            verification: VerificationPayload::from_text(
+                verification_payload.take().as_deref().unwrap_or_default(),
+            ),
+        }
+    }
+}
+
 fn supported_regions<'a>(requested: &'a [String], rules: &SubmissionRules) -> Vec<&'a str> {
     let mut regions: Vec<&str> = requested
         .iter()
@@ -225,6 +295,7 @@ impl V3Submission {
         let newest = interval_number_of_date(today);
         let oldest = interval_number_of_date(today - Duration::days(ACCEPTED_KEY_DAYS));
 
+        let idempotency_key = self.idempotency_key.as_deref().unwrap_or_default();
         let mut kept = Vec::with_capacity(keys.len());
         let mut valid = Vec::with_capacity(keys.len());
         for mut key in keys {
@@ -234,10 +305,10 @@ impl V3Submission {
             key.days_since_onset_of_symptoms = dsos;
             let risk = transmission_risk(dsos);
             key.transmission_risk = i32::from(risk);
-            let Some(key_data) = key.key_data.as_deref().and_then(KeyData::from_base64) else {
-                continue;
-            };
-            let Some(report_type) = ReportType::new(key.report_type) else {
+            let text = key.key_data.as_deref().unwrap_or_default();
+            let (Some(key_data), Some(report_type)) =
+                (KeyData::from_base64(text), ReportType::new(key.report_type))
+            else {
                 continue;
             };
             let rsn = i64::from(key.rolling_start_number);
@@ -248,63 +319,42 @@ impl V3Submission {
             {
                 continue;
             }
-            valid.push((key_data, report_type, dsos, risk, kept.len()));
+            valid.push(ValidKey {
+                id: KeyId::for_v3(
+                    idempotency_key,
+                    text,
+                    key.rolling_start_number,
+                    key.rolling_period,
+                ),
+                key_data,
+                rolling_start_number: key.rolling_start_number,
+                rolling_period: key.rolling_period,
+                transmission_risk: risk,
+                report_type: Some(report_type),
+                days_since_onset: Some(dsos),
+            });
             kept.push(key);
         }
-
-        if is_blank(&self.verification_payload)
-            || is_blank(&self.platform)
-            || is_blank(&self.device_verification_payload)
-            || is_blank(&self.app_package_name)
-            || self.regions.as_ref().is_none_or(Vec::is_empty)
-        {
-            self.keys = Some(kept);
-            return Err(DiagnosisRejection::InvalidParameter);
-        }
-        let regions = supported_regions(self.regions.as_deref().unwrap_or_default(), rules);
-        if regions.is_empty() {
-            self.keys = Some(kept);
-            return Err(DiagnosisRejection::RegionsNotSupported);
-        }
-
-        let idempotency_key = self.idempotency_key.as_deref().unwrap_or_default();
-        let mut stored = Vec::with_capacity(valid.len() * regions.len());
-        for (key_data, report_type, dsos, risk, index) in valid {
-            let key = &kept[index];
-            let id = KeyId::for_v3(
-                idempotency_key,
-                key.key_data.as_deref().unwrap_or_default(),
-                key.rolling_start_number,
-                key.rolling_period,
-            );
-            for region in &regions {
-                stored.push(ExposureKey {
-                    id: id.clone(),
-                    region: (*region).to_owned(),
-                    key_data,
-                    rolling_start_number: key.rolling_start_number,
-                    rolling_period: stored_rolling_period(key.rolling_period),
-                    transmission_risk: risk,
-                    report_type: Some(report_type),
-                    days_since_onset: Some(dsos),
-                });
-            }
-        }
+        // The echo carries the surviving keys, with their computed values, whatever happens next.
         self.keys = Some(kept);
-        Ok(AcceptedSubmission {
-            keys: stored,
-            platform: self.platform.take().unwrap_or_default(),
-            device_verification_payload: self
-                .device_verification_payload
-                .take()
-                .unwrap_or_default(),
-            verification: VerificationPayload::from_text(
-                self.verification_payload
-                    .take()
-                    .as_deref()
-                    .unwrap_or_default(),
-            ),
-        })
+
+        require_fields(
+            [
+                &self.verification_payload,
+                &self.platform,
+                &self.device_verification_payload,
+                &self.app_package_name,
+            ],
+            &self.regions,
+        )?;
+        let regions = require_supported_regions(&self.regions, rules)?;
+        Ok(AcceptedSubmission::new(
+            valid,
+            &regions,
+            &mut self.platform,
+            &mut self.device_verification_payload,
+            &mut self.verification_payload,
+        ))
     }
 }
 
@@ -321,18 +371,19 @@ impl V2Submission {
         now: OffsetDateTime,
     ) -> Result<AcceptedSubmission, DiagnosisRejection> {
         let keys = self.keys.take().ok_or(DiagnosisRejection::MissingKeys)?;
-        if is_blank(&self.verification_payload)
-            || is_blank(&self.platform)
-            || is_blank(&self.device_verification_payload)
-            || is_blank(&self.app_package_name)
-            || self.regions.as_ref().is_none_or(Vec::is_empty)
-        {
-            return Err(DiagnosisRejection::InvalidParameter);
-        }
+        require_fields(
+            [
+                &self.verification_payload,
+                &self.platform,
+                &self.device_verification_payload,
+                &self.app_package_name,
+            ],
+            &self.regions,
+        )?;
         let today = now.to_offset(time::UtcOffset::UTC).date();
         let oldest = interval_number_of_date(today - Duration::days(ACCEPTED_KEY_DAYS));
         let newest = interval_number(now);
-        let mut parsed = Vec::with_capacity(keys.len());
+        let mut valid = Vec::with_capacity(keys.len());
         for key in &keys {
             let text = key.key_data.as_deref().unwrap_or_default();
             let key_data =
@@ -344,43 +395,25 @@ impl V2Submission {
                 return Err(DiagnosisRejection::InvalidParameter);
             }
             if rsn != 0 {
-                parsed.push((text, key_data, key));
-            }
-        }
-        let regions = supported_regions(self.regions.as_deref().unwrap_or_default(), rules);
-        if regions.is_empty() {
-            return Err(DiagnosisRejection::RegionsNotSupported);
-        }
-        let mut stored = Vec::with_capacity(parsed.len() * regions.len());
-        for (text, key_data, key) in parsed {
-            let id = KeyId::for_v2(text, key.rolling_start_number, key.rolling_period);
-            for region in &regions {
-                stored.push(ExposureKey {
-                    id: id.clone(),
-                    region: (*region).to_owned(),
+                valid.push(ValidKey {
+                    id: KeyId::for_v2(text, key.rolling_start_number, key.rolling_period),
                     key_data,
                     rolling_start_number: key.rolling_start_number,
-                    rolling_period: stored_rolling_period(key.rolling_period),
+                    rolling_period: key.rolling_period,
                     transmission_risk: TRANSMISSION_RISK_INFECTIOUS,
                     report_type: None,
                     days_since_onset: None,
                 });
             }
         }
-        Ok(AcceptedSubmission {
-            keys: stored,
-            platform: self.platform.take().unwrap_or_default(),
-            device_verification_payload: self
-                .device_verification_payload
-                .take()
-                .unwrap_or_default(),
-            verification: VerificationPayload::from_text(
-                self.verification_payload
-                    .take()
-                    .as_deref()
-                    .unwrap_or_default(),
-            ),
-        })
+        let regions = require_supported_regions(&self.regions, rules)?;
+        Ok(AcceptedSubmission::new(
+            valid,
+            &regions,
+            &mut self.platform,
+            &mut self.device_verification_payload,
+            &mut self.verification_payload,
+        ))
     }
 }
 
