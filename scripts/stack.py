@@ -12,6 +12,7 @@ written to .local/stack-run.json.
 
 Ports (environment): COCOA_API_PORT 9000, COCOA_DYNAMODB_PORT 8000, COCOA_MOTO_PORT 5000,
 COCOA_HERSYS_PORT 8090. COCOA_ECHO_LOGS=1 also copies the functions' log lines to stderr.
+COCOA_RUN_DIR (default .local) holds this run's logs/, functions.env and stack-run.json.
 """
 import glob
 import json
@@ -29,8 +30,9 @@ import urllib.request
 import boto3
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOCAL = os.path.join(ROOT, ".local")
-LOGS = os.path.join(LOCAL, "logs")
+LOCAL = os.path.join(ROOT, ".local")  # what scripts/setup installed
+RUN = os.environ.get("COCOA_RUN_DIR") or LOCAL  # this run's logs and descriptions
+LOGS = os.path.join(RUN, "logs")
 HOST = "127.0.0.1"
 REGION = "ap-northeast-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
@@ -94,7 +96,7 @@ def check_children() -> None:
     for proc in children:
         if proc.poll() is not None and not stopping.is_set():
             raise RuntimeError(
-                f"{proc.name} exited with status {proc.returncode}; see .local/logs/{proc.name}.log"  # type: ignore[attr-defined]
+                f"{proc.name} exited with status {proc.returncode}; see {LOGS}/{proc.name}.log"  # type: ignore[attr-defined]
             )
 
 
@@ -231,14 +233,14 @@ def main() -> int:
                            cwd=ROOT, stdout=open(os.path.join(LOGS, "build.log"), "ab"),
                            stderr=subprocess.STDOUT)
     if build.returncode != 0:
-        raise RuntimeError("cargo build failed; see .local/logs/build.log")
+        raise RuntimeError(f"cargo build failed; see {LOGS}/build.log")
 
     wait_for("DynamoDB Local", lambda: http_status("GET", f"http://{HOST}:{PORTS['dynamodb']}/") > 0, 60)
     wait_for("moto", lambda: http_status("GET", f"http://{HOST}:{PORTS['moto']}/moto-api/") == 200, 60)
     wait_for("HER-SYS stand-in", lambda: http_status("GET", f"http://{HOST}:{PORTS['hersys']}/") == 200, 30)
     resolved = create_resources(declaration)
     env = function_environment(declaration, resolved)
-    env_file = os.path.join(LOCAL, "functions.env")
+    env_file = os.path.join(RUN, "functions.env")
     with open(env_file, "w") as f:
         f.writelines(f"{name}={json.dumps(value)}\n" for name, value in sorted(env.items()))
 
@@ -252,7 +254,7 @@ def main() -> int:
         wait_for(function["name"], lambda p=probe: http_status(
             p["method"], api + p["path"], p["body"].encode(), timeout=600) == p["status"], 900)
 
-    with open(os.path.join(LOCAL, "stack-run.json"), "w") as f:
+    with open(os.path.join(RUN, "stack-run.json"), "w") as f:
         json.dump({"api": api, "ports": PORTS, "region": REGION, "resources": resolved,
                    "functionLog": os.path.join(LOGS, "api.log"), "environment": env}, f, indent=2)
     print(f"ready: {api}", flush=True)
