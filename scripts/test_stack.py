@@ -29,6 +29,18 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
 class LauncherTest(unittest.TestCase):
     def run_stack_and_stop_with(self, signum: int) -> None:
         ports = {name: free_port() for name in ("API", "DYNAMODB", "MOTO", "HERSYS")}
@@ -54,7 +66,7 @@ class LauncherTest(unittest.TestCase):
             while time.time() < deadline and any(port_in_use(p) for p in ports.values()):
                 time.sleep(0.2)
             self.assertEqual([n for n, p in ports.items() if port_in_use(p)], [], "every service stopped")
-            leftovers = subprocess.run(["pgrep", "-f", run_dir], capture_output=True, text=True).stdout.split()
+            leftovers = processes_mentioning(run_dir)
             self.assertEqual(leftovers, [], "no process of this stack is left")
 
     def test_sigterm_stops_everything(self):
