@@ -11,7 +11,7 @@ functions' own log lines are in api.log). A description of the running stack, fo
 written to .local/stack-run.json.
 
 Ports (environment): COCOA_API_PORT 9000, COCOA_DYNAMODB_PORT 8000, COCOA_MOTO_PORT 5000,
-COCOA_HERSYS_PORT 8090. COCOA_ECHO_LOGS=1 also copies the functions' log lines to stderr.
+COCOA_HERSYS_PORT 8090, COCOA_DEVICECHECK_PORT 8091. COCOA_ECHO_LOGS=1 also copies the functions' log lines to stderr.
 COCOA_RUN_DIR (default .local) holds this run's logs/, functions.env and stack-run.json.
 """
 import glob
@@ -42,6 +42,7 @@ PORTS = {
     "dynamodb": int(os.environ.get("COCOA_DYNAMODB_PORT", "8000")),
     "moto": int(os.environ.get("COCOA_MOTO_PORT", "5000")),
     "hersys": int(os.environ.get("COCOA_HERSYS_PORT", "8090")),
+    "devicecheck": int(os.environ.get("COCOA_DEVICECHECK_PORT", "8091")),
 }
 
 children: list[subprocess.Popen] = []
@@ -226,6 +227,8 @@ def main() -> int:
                    "-H", HOST, "-p", str(PORTS["moto"])])
     start("hersys", [os.path.join(venv_bin, "python"), os.path.join(ROOT, "scripts", "hersys_standin.py")],
           env={"HERSYS_PORT": str(PORTS["hersys"])})
+    start("devicecheck", [os.path.join(venv_bin, "python"), os.path.join(ROOT, "scripts", "devicecheck_standin.py")],
+          env={"DEVICECHECK_PORT": str(PORTS["devicecheck"])})
 
     say("building the functions (the first build takes a few minutes)")
     functions = [f["name"] for f in declaration["functions"]]
@@ -238,6 +241,7 @@ def main() -> int:
     wait_for("DynamoDB Local", lambda: http_status("GET", f"http://{HOST}:{PORTS['dynamodb']}/") > 0, 60)
     wait_for("moto", lambda: http_status("GET", f"http://{HOST}:{PORTS['moto']}/moto-api/") == 200, 60)
     wait_for("HER-SYS stand-in", lambda: http_status("GET", f"http://{HOST}:{PORTS['hersys']}/") == 200, 30)
+    wait_for("DeviceCheck stand-in", lambda: http_status("GET", f"http://{HOST}:{PORTS['devicecheck']}/") == 200, 30)
     resolved = create_resources(declaration)
     env = function_environment(declaration, resolved)
     env_file = os.path.join(RUN, "functions.env")

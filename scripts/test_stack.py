@@ -43,7 +43,7 @@ def processes_mentioning(text: str) -> list[str]:
 
 class LauncherTest(unittest.TestCase):
     def run_stack_and_stop_with(self, signum: int) -> None:
-        ports = {name: free_port() for name in ("API", "DYNAMODB", "MOTO", "HERSYS")}
+        ports = {name: free_port() for name in ("API", "DYNAMODB", "MOTO", "HERSYS", "DEVICECHECK")}
         env = {**os.environ, **{f"COCOA_{name}_PORT": str(port) for name, port in ports.items()}}
         with tempfile.TemporaryDirectory() as run_dir:
             env["COCOA_RUN_DIR"] = run_dir

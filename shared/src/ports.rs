@@ -2,6 +2,7 @@
 
 use std::future::Future;
 
+use crate::domain::attestation::AttestationSubject;
 use crate::domain::diagnosis::VerificationPayload;
 use crate::domain::exposure_key::ExposureKey;
 
@@ -33,8 +34,7 @@ pub struct AttestationError;
 pub trait DeviceAttestation {
     fn attest(
         &self,
-        platform: &str,
-        payload: &str,
+        subject: &AttestationSubject,
     ) -> impl Future<Output = Result<(), AttestationError>> + Send;
 }
 

@@ -120,7 +120,7 @@ where
         chaff: bool,
     ) -> Result<SubmissionReport, SubmissionError> {
         self.attestation
-            .attest(&accepted.platform, &accepted.device_verification_payload)
+            .attest(&accepted.attestation)
             .await
             .map_err(|_| SubmissionError::InvalidDevice)?;
         let mut report = SubmissionReport {

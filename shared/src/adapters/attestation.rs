@@ -1,5 +1,6 @@
 //! Device attestation adapters.
 
+use crate::domain::attestation::AttestationSubject;
 use crate::ports::{AttestationError, DeviceAttestation};
 
 /// Accepts every device, as COCOA did with `*DeviceValidationEnabled=false`. The SafetyNet and
@@ -8,7 +9,7 @@ use crate::ports::{AttestationError, DeviceAttestation};
 pub struct PermitAllDevices;
 
 impl DeviceAttestation for PermitAllDevices {
-    async fn attest(&self, _platform: &str, _payload: &str) -> Result<(), AttestationError> {
+    async fn attest(&self, _subject: &AttestationSubject) -> Result<(), AttestationError> {
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ use time::{
     macros::format_description,
 };
 
+use super::attestation::{AttestationSubject, ClearTextSource, KeyText};
 use super::exposure_key::{
     ExposureKey, KeyData, KeyId, MAX_ROLLING_PERIOD, ReportType, date_of_interval, interval_number,
     interval_number_of_date,
@@ -152,8 +153,7 @@ impl VerificationPayload {
 /// and what remains to be checked by the ports.
 pub struct AcceptedSubmission {
     pub keys: Vec<ExposureKey>,
-    pub platform: String,
-    pub device_verification_payload: String,
+    pub attestation: AttestationSubject,
     pub verification: VerificationPayload,
 }
 
@@ -204,6 +204,7 @@ impl AcceptedSubmission {
         platform: &mut Option<String>,
         device_verification_payload: &mut Option<String>,
         verification_payload: &mut Option<String>,
+        clear_text: ClearTextSource,
     ) -> Self {
         let mut stored = Vec::with_capacity(keys.len() * regions.len());
         for key in keys {
@@ -222,8 +223,11 @@ impl AcceptedSubmission {
         }
         Self {
             keys: stored,
-            platform: platform.take().unwrap_or_default(),
-            device_verification_payload: device_verification_payload.take().unwrap_or_default(),
+            attestation: AttestationSubject {
+                platform: platform.take().unwrap_or_default(),
+                payload: device_verification_payload.take().unwrap_or_default(),
+                clear_text,
+            },
             verification: VerificationPayload::from_text(
                 verification_payload.take().as_deref().unwrap_or_default(),
             ),
@@ -295,6 +299,7 @@ impl V3Submission {
         let newest = interval_number_of_date(today);
         let oldest = interval_number_of_date(today - Duration::days(ACCEPTED_KEY_DAYS));
 
+        let key_texts = key_texts(&keys);
         let idempotency_key = self.idempotency_key.as_deref().unwrap_or_default();
         let mut kept = Vec::with_capacity(keys.len());
         let mut valid = Vec::with_capacity(keys.len());
@@ -348,12 +353,24 @@ impl V3Submission {
             &self.regions,
         )?;
         let regions = require_supported_regions(&self.regions, rules)?;
+        let clear_text = ClearTextSource::V3 {
+            app_package_name: self.app_package_name.clone().unwrap_or_default(),
+            onset: self
+                .onset_of_symptom_or_test_date
+                .clone()
+                .unwrap_or_default(),
+            has_symptom: self.has_symptom,
+            keys: key_texts,
+            regions: self.regions.clone().unwrap_or_default(),
+            verification_payload: self.verification_payload.clone().unwrap_or_default(),
+        };
         Ok(AcceptedSubmission::new(
             valid,
             &regions,
             &mut self.platform,
             &mut self.device_verification_payload,
             &mut self.verification_payload,
+            clear_text,
         ))
     }
 }
@@ -407,14 +424,32 @@ impl V2Submission {
             }
         }
         let regions = require_supported_regions(&self.regions, rules)?;
+        let clear_text = ClearTextSource::V2 {
+            app_package_name: self.app_package_name.take().unwrap_or_default(),
+            keys: key_texts(&keys),
+            regions: self.regions.clone().unwrap_or_default(),
+            verification_payload: self.verification_payload.clone().unwrap_or_default(),
+        };
         Ok(AcceptedSubmission::new(
             valid,
             &regions,
             &mut self.platform,
             &mut self.device_verification_payload,
             &mut self.verification_payload,
+            clear_text,
         ))
     }
+}
+
+fn key_texts(keys: &[SubmittedKey]) -> Vec<KeyText> {
+    keys.iter()
+        .map(|k| KeyText {
+            key_data: k.key_data.clone().unwrap_or_default(),
+            rolling_start_number: k.rolling_start_number,
+            rolling_period: k.rolling_period,
+            report_type: k.report_type,
+        })
+        .collect()
 }
 
 /// A rolling period of 0 means "a full day" and is stored as 144.
