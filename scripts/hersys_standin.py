@@ -8,15 +8,19 @@ body is `{"<parameter>": "<number>"}`, answered with `{"result": "<code>"}`. Fix
     99999920  wrong or expired           -> {"result": RESULT_INVALID}
     99999930  HER-SYS fails              -> HTTP 500
     99999940  HER-SYS is slow            -> waits SLOW_SECONDS, then answers valid
+    99999950  HER-SYS is down            -> closes the connection without answering
     anything else                        -> {"result": RESULT_INVALID}
+
+`GET /stats` answers `{"requests": N}`, the number of checks received so far, so tests can prove
+what never reached HER-SYS. It keeps no number, and never logs a request line or a body.
 
 Settings (environment): HERSYS_PORT (8090), HERSYS_PARAMETER_NAME (processingNumber),
 HERSYS_API_KEY (when set, the header Ocp-Apim-Subscription-Key must carry it, else 401),
 HERSYS_RESULT_VALID (VALID), HERSYS_RESULT_INVALID (INVALID_OR_EXPIRED), HERSYS_SLOW_SECONDS (6).
-It never logs a request line or a body: the numbers are private even here.
 """
 import json
 import os
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -25,6 +29,9 @@ API_KEY = os.environ.get("HERSYS_API_KEY", "")
 RESULT_VALID = os.environ.get("HERSYS_RESULT_VALID", "VALID")
 RESULT_INVALID = os.environ.get("HERSYS_RESULT_INVALID", "INVALID_OR_EXPIRED")
 SLOW_SECONDS = float(os.environ.get("HERSYS_SLOW_SECONDS", "6"))
+
+received = 0
+received_lock = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -41,10 +48,16 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self):  # health check for the launcher
+    def do_GET(self):  # health check for the launcher, and the request count for tests
+        if self.path == "/stats":
+            with received_lock:
+                return self._answer(200, {"requests": received})
         self._answer(200, {"status": "ok"})
 
     def do_POST(self):
+        global received
+        with received_lock:
+            received += 1
         if API_KEY and self.headers.get("Ocp-Apim-Subscription-Key") != API_KEY:
             return self._answer(401, {"error": "missing or wrong subscription key"})
         length = int(self.headers.get("Content-Length") or 0)
@@ -54,6 +67,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._answer(400, {"error": "body must be a JSON object"})
         if number == "99999930":
             return self._answer(500, {"error": "internal error"})
+        if number == "99999950":
+            self.close_connection = True
+            self.connection.close()
+            return None
         if number == "99999940":
             time.sleep(SLOW_SECONDS)
             return self._answer(200, {"result": RESULT_VALID})

@@ -176,6 +176,8 @@ def create_resources(declaration: dict) -> dict:
                                 Description=key["id"])["KeyMetadata"]["KeyId"]
         kms.create_alias(AliasName=key["alias"], TargetKeyId=key_id)
         resolved[f"kms:{key['id']}"] = key_id
+    for function in declaration["functions"]:
+        resolved[f"function:{function['name']}"] = function["name"]  # cargo lambda watch's name
     for name, value in declaration["settings"]["local"].items():
         resolved[f"setting:{name}"] = substitute(value, resolved)
     return resolved
@@ -197,6 +199,8 @@ def function_environment(declaration: dict, resolved: dict) -> dict:
         "AWS_ENDPOINT_URL_DYNAMODB": f"http://{HOST}:{PORTS['dynamodb']}",
         "AWS_ENDPOINT_URL_S3": f"http://{HOST}:{PORTS['moto']}",
         "AWS_ENDPOINT_URL_KMS": f"http://{HOST}:{PORTS['moto']}",
+        # Lambda Invoke between functions goes to cargo lambda watch's Invoke API.
+        "AWS_ENDPOINT_URL_LAMBDA": f"http://{HOST}:{PORTS['api']}",
         "AWS_LAMBDA_LOG_FORMAT": "JSON",
         "RUST_LOG": os.environ.get("RUST_LOG", "info"),
     }

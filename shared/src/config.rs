@@ -56,6 +56,10 @@ pub struct HersysConfig {
     /// HER-SYS `result` code → HTTP status (200 proceeds; 4xx refuses; others are failures).
     pub result_status: Vec<(String, u16)>,
     pub timeout: Duration,
+    /// Mutual TLS: client certificate chain and private key, PEM. Never logged.
+    pub client_identity_pem: Option<String>,
+    /// Extra CA certificates (PEM) to trust for HER-SYS's server certificate.
+    pub ca_pem: Option<String>,
 }
 
 impl HersysConfig {
@@ -103,6 +107,8 @@ impl HersysConfig {
             api_key: env.optional("HERSYS_API_KEY"),
             result_status,
             timeout: Duration::from_millis(timeout_ms),
+            client_identity_pem: env.optional("HERSYS_CLIENT_IDENTITY_PEM"),
+            ca_pem: env.optional("HERSYS_CA_PEM"),
         })
     }
 }
@@ -112,7 +118,11 @@ impl HersysConfig {
 pub struct SubmitKeysConfig {
     pub keys_table: String,
     pub rules: SubmissionRules,
-    pub hersys: HersysConfig,
+    /// The function that alone talks to HER-SYS.
+    pub verifier_function: String,
+    /// The KMS HMAC key verification tokens carry a MAC from.
+    pub mac_key_id: String,
+    pub used_tokens_table: String,
 }
 
 impl SubmitKeysConfig {
@@ -122,12 +132,11 @@ impl SubmitKeysConfig {
         "SUPPORTED_REGIONS",
         "SYMPTOM_ONSET_WINDOW_DAYS",
         "TEST_DATE_WINDOW_DAYS",
-        "HERSYS_URL",
-        "HERSYS_PARAMETER_NAME",
-        "HERSYS_RESULT_STATUS",
+        "VERIFIER_FUNCTION_NAME",
+        "MAC_KEY_ID",
+        "USED_TOKENS_TABLE",
     ];
-    /// Optional variables an operator may add: a secret and a tuning knob.
-    pub const OPTIONAL: &'static [&'static str] = &["HERSYS_API_KEY", "HERSYS_TIMEOUT_MS"];
+    pub const OPTIONAL: &'static [&'static str] = &[];
 
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let supported_regions: Vec<String> = env
@@ -152,7 +161,39 @@ impl SubmitKeysConfig {
                 test_date_window: env
                     .window("TEST_DATE_WINDOW_DAYS", DayWindow { from: -3, to: 7 })?,
             },
+            verifier_function: env.required("VERIFIER_FUNCTION_NAME")?,
+            mac_key_id: env.required("MAC_KEY_ID")?,
+            used_tokens_table: env.required("USED_TOKENS_TABLE")?,
+        })
+    }
+}
+
+/// `verify-processing-number`'s configuration: the only one holding HER-SYS's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifierConfig {
+    pub hersys: HersysConfig,
+    pub mac_key_id: String,
+}
+
+impl VerifierConfig {
+    pub const DECLARED: &'static [&'static str] = &[
+        "HERSYS_URL",
+        "HERSYS_PARAMETER_NAME",
+        "HERSYS_RESULT_STATUS",
+        "MAC_KEY_ID",
+    ];
+    /// Secrets and tuning an operator adds: API key, mutual-TLS identity, extra CA, timeout.
+    pub const OPTIONAL: &'static [&'static str] = &[
+        "HERSYS_API_KEY",
+        "HERSYS_TIMEOUT_MS",
+        "HERSYS_CLIENT_IDENTITY_PEM",
+        "HERSYS_CA_PEM",
+    ];
+
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
             hersys: HersysConfig::from_env(env)?,
+            mac_key_id: env.required("MAC_KEY_ID")?,
         })
     }
 }
@@ -172,6 +213,12 @@ mod tests {
 
     const BASE: &[(&str, &str)] = &[
         ("KEYS_TABLE", "keys"),
+        ("VERIFIER_FUNCTION_NAME", "verify-processing-number"),
+        ("MAC_KEY_ID", "mac-key"),
+        ("USED_TOKENS_TABLE", "used-tokens"),
+    ];
+    const VERIFIER: &[(&str, &str)] = &[
+        ("MAC_KEY_ID", "mac-key"),
         ("HERSYS_URL", "http://127.0.0.1:8090/verify"),
         ("HERSYS_PARAMETER_NAME", "processingNumber"),
         ("HERSYS_RESULT_STATUS", "VALID=200, INVALID_OR_EXPIRED=406"),
@@ -186,10 +233,11 @@ mod tests {
             DayWindow { from: -3, to: 10 }
         );
         assert_eq!(config.rules.test_date_window, DayWindow { from: -3, to: 7 });
-        assert_eq!(config.hersys.status_of("INVALID_OR_EXPIRED"), Some(406));
-        assert_eq!(config.hersys.status_of("OTHER"), None);
-        assert_eq!(config.hersys.timeout, Duration::from_secs(3));
-        assert_eq!(config.hersys.api_key, None);
+        let verifier = VerifierConfig::from_env(&env(VERIFIER)).expect("config");
+        assert_eq!(verifier.hersys.status_of("INVALID_OR_EXPIRED"), Some(406));
+        assert_eq!(verifier.hersys.status_of("OTHER"), None);
+        assert_eq!(verifier.hersys.timeout, Duration::from_secs(3));
+        assert_eq!(verifier.hersys.api_key, None);
     }
 
     #[test]
@@ -212,30 +260,49 @@ mod tests {
                 ..
             })
         ));
-        let mut bad_table = BASE.to_vec();
+        let mut bad_table = VERIFIER.to_vec();
         bad_table[3] = ("HERSYS_RESULT_STATUS", "VALID=ok");
-        assert!(SubmitKeysConfig::from_env(&env(&bad_table)).is_err());
+        assert!(VerifierConfig::from_env(&env(&bad_table)).is_err());
     }
 
-    #[test]
-    fn reads_only_the_variables_it_lists() {
+    /// The variables a configuration asks the environment for, given `pairs`.
+    fn asked<T>(
+        pairs: &[(&str, &str)],
+        load: impl Fn(&Env<&dyn Fn(&str) -> Option<String>>) -> T,
+    ) -> Vec<String> {
         let asked = std::cell::RefCell::new(Vec::<String>::new());
-        let map: HashMap<&str, &str> = BASE.iter().copied().collect();
-        let env = Env(|name: &str| {
+        let map: HashMap<&str, &str> = pairs.iter().copied().collect();
+        let lookup = |name: &str| {
             asked.borrow_mut().push(name.to_owned());
             map.get(name).map(|v| (*v).to_owned())
-        });
-        SubmitKeysConfig::from_env(&env).expect("config");
+        };
+        load(&Env(&lookup));
         let mut asked = asked.into_inner();
         asked.sort();
         asked.dedup();
-        let mut listed: Vec<String> = SubmitKeysConfig::DECLARED
+        asked
+    }
+
+    fn listed(declared: &[&str], optional: &[&str]) -> Vec<String> {
+        let mut listed: Vec<String> = declared
             .iter()
-            .chain(SubmitKeysConfig::OPTIONAL)
+            .chain(optional)
             .map(|s| (*s).to_owned())
             .collect();
         listed.sort();
-        assert_eq!(asked, listed);
+        listed
+    }
+
+    #[test]
+    fn configurations_read_only_the_variables_they_list() {
+        assert_eq!(
+            asked(BASE, |env| SubmitKeysConfig::from_env(env).is_ok()),
+            listed(SubmitKeysConfig::DECLARED, SubmitKeysConfig::OPTIONAL)
+        );
+        assert_eq!(
+            asked(VERIFIER, |env| VerifierConfig::from_env(env).is_ok()),
+            listed(VerifierConfig::DECLARED, VerifierConfig::OPTIONAL)
+        );
     }
 
     #[test]

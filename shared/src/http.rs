@@ -7,7 +7,9 @@ use lambda_http::http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
 use lambda_http::{Body, Response};
 
 use crate::ports::VerificationError;
+use crate::request::BodyError;
 use crate::submission::SubmissionError;
+use crate::verification::VerificationRequestError;
 
 fn response(status: u16, content_type: Option<&'static str>, body: Body) -> Response<Body> {
     let mut response = Response::new(body);
@@ -45,26 +47,56 @@ pub fn json(status: u16, value: &impl serde::Serialize) -> Response<Body> {
     }
 }
 
+fn body_error(error: &BodyError) -> (u16, String) {
+    match error {
+        BodyError::TooLarge { .. } => (413, error.to_string()),
+        BodyError::Malformed { .. } => (400, error.to_string()),
+    }
+}
+
+fn verification_status(error: &VerificationError) -> u16 {
+    match error {
+        VerificationError::Refused { status } => *status,
+        VerificationError::Unavailable { .. } => 503,
+        VerificationError::Throttled => 429,
+    }
+}
+
 /// The status and message a submission error answers with.
 pub fn submission_error(error: &SubmissionError) -> (u16, String) {
     match error {
-        SubmissionError::TooLarge => (413, error.to_string()),
-        SubmissionError::MalformedBody(what, line, column) => (
-            400,
-            format!("Malformed request: {what} (line {line}, column {column})"),
-        ),
+        SubmissionError::Body(error) => body_error(error),
         SubmissionError::Rejected(rejection) => (400, rejection.to_string()),
         SubmissionError::InvalidDevice => (400, "Invalid Device".into()),
-        SubmissionError::Verification(VerificationError::Refused { status }) => {
-            (*status, "Bad VerificationPayload".into())
-        }
-        SubmissionError::Verification(VerificationError::Unavailable { .. }) => {
-            (503, "Bad VerificationPayload".into())
+        SubmissionError::Verification(error) => {
+            (verification_status(error), "Bad VerificationPayload".into())
         }
         SubmissionError::Storage(_) => (
             503,
             "Keys could not be stored; retry with the same idempotency_key".into(),
         ),
+    }
+}
+
+/// The status and message `POST /api/v1/verification` answers an error with.
+pub fn verification_request_error(error: &VerificationRequestError) -> (u16, String) {
+    match error {
+        VerificationRequestError::Body(error) => body_error(error),
+        VerificationRequestError::NotEightDigits(_) => (400, error.to_string()),
+        VerificationRequestError::Verification(VerificationError::Refused { status }) => (
+            *status,
+            "The processing number is wrong or has expired".into(),
+        ),
+        VerificationRequestError::Verification(VerificationError::Throttled) => {
+            (429, "Too many verifications; try again later".into())
+        }
+        VerificationRequestError::Verification(error) => (
+            verification_status(error),
+            "HER-SYS is unavailable; try again later".into(),
+        ),
+        VerificationRequestError::Mac(_) => {
+            (503, "The token could not be issued; try again later".into())
+        }
     }
 }
 

@@ -8,5 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ports;
+pub mod request;
 pub mod submission;
 pub mod telemetry;
+pub mod verification;

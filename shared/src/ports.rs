@@ -5,25 +5,79 @@ use std::future::Future;
 use crate::domain::attestation::AttestationSubject;
 use crate::domain::diagnosis::VerificationPayload;
 use crate::domain::exposure_key::ExposureKey;
+use crate::domain::processing_number::ProcessingNumber;
 
-/// HER-SYS's verdict on a processing number that it could not accept.
+/// Why a processing number (or a token standing for one) was not accepted.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VerificationError {
-    /// The number is wrong or expired (or otherwise refused); the status comes from the
-    /// configured result table (COCOA: 406).
+    /// The number is wrong or expired (or otherwise refused), or a token is forged, expired or
+    /// used; the status comes from the configured result table (COCOA: 406).
     #[error("processing number refused (mapped status {status})")]
     Refused { status: u16 },
     /// HER-SYS failed, timed out, answered something unreadable or a result with no mapping.
     #[error("processing-number verification unavailable: {reason}")]
     Unavailable { reason: &'static str },
+    /// Too many verifications at once (the verifier's reserved concurrency is exhausted).
+    #[error("processing-number verification throttled")]
+    Throttled,
 }
 
-/// Checks a processing number against HER-SYS.
+impl VerificationError {
+    /// A short, fixed name for log lines and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Refused { .. } => "verification_refused",
+            Self::Unavailable { .. } => "verification_unavailable",
+            Self::Throttled => "verification_throttled",
+        }
+    }
+}
+
+/// Checks a processing number against HER-SYS (directly, or through the function that alone
+/// holds HER-SYS's credentials).
 pub trait ProcessingNumberVerifier {
     fn verify(
         &self,
-        payload: &VerificationPayload,
+        number: &ProcessingNumber,
     ) -> impl Future<Output = Result<(), VerificationError>> + Send;
+}
+
+/// Decides whether a submission's `verificationPayload` proves a diagnosis: a processing number
+/// checked now, or a token from an earlier check, redeemed once.
+pub trait SubmissionVerifier {
+    fn verify(
+        &self,
+        payload: &VerificationPayload,
+        now: time::OffsetDateTime,
+    ) -> impl Future<Output = Result<(), VerificationError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("MAC service unavailable: {0}")]
+pub struct MacError(pub String);
+
+/// HMAC-SHA-256 under a key the service never sees (KMS `GenerateMac`/`VerifyMac`).
+pub trait MessageAuthenticator {
+    fn generate_mac(
+        &self,
+        message: &[u8],
+    ) -> impl Future<Output = Result<[u8; 32], MacError>> + Send;
+    /// `Ok(false)` for a MAC that does not match.
+    fn verify_mac(
+        &self,
+        message: &[u8],
+        mac: &[u8; 32],
+    ) -> impl Future<Output = Result<bool, MacError>> + Send;
+}
+
+/// Remembers which tokens were redeemed, until they would have expired anyway.
+pub trait UsedTokenStore {
+    /// Records `token_id` as used; `Ok(false)` if it already was.
+    fn consume(
+        &self,
+        token_id: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

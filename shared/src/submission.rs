@@ -6,8 +6,9 @@ use crate::domain::diagnosis::{
     AcceptedSubmission, DiagnosisRejection, SubmissionRules, V2Submission, V3Submission,
 };
 use crate::ports::{
-    DeviceAttestation, ExposureKeyStore, ProcessingNumberVerifier, StoreError, VerificationError,
+    DeviceAttestation, ExposureKeyStore, StoreError, SubmissionVerifier, VerificationError,
 };
+use crate::request::{BodyError, parse_json};
 
 /// Bodies above this are refused with 413 before parsing. The app sends at most ~15 keys and
 /// ~2.7 KB of padding: a few KB.
@@ -16,10 +17,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Everything that can stop a submission, one variant per answer the client gets.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmissionError {
-    #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
-    TooLarge,
-    #[error("{0}")]
-    MalformedBody(&'static str, usize, usize),
+    #[error(transparent)]
+    Body(#[from] BodyError),
     #[error(transparent)]
     Rejected(#[from] DiagnosisRejection),
     #[error("Invalid Device")]
@@ -34,34 +33,17 @@ impl SubmissionError {
     /// A short, fixed name for log lines.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::TooLarge => "too_large",
-            Self::MalformedBody(..) => "malformed_body",
+            Self::Body(BodyError::TooLarge { .. }) => "too_large",
+            Self::Body(BodyError::Malformed { .. }) => "malformed_body",
             Self::Rejected(DiagnosisRejection::InvalidOnsetDate) => "invalid_onset_date",
             Self::Rejected(DiagnosisRejection::MissingKeys) => "missing_keys",
             Self::Rejected(DiagnosisRejection::InvalidParameter) => "invalid_parameter",
             Self::Rejected(DiagnosisRejection::RegionsNotSupported) => "regions_not_supported",
             Self::InvalidDevice => "invalid_device",
-            Self::Verification(VerificationError::Refused { .. }) => "verification_refused",
-            Self::Verification(VerificationError::Unavailable { .. }) => "verification_unavailable",
+            Self::Verification(error) => error.kind(),
             Self::Storage(_) => "storage_unavailable",
         }
     }
-}
-
-/// Parses a JSON body. The error names where the body broke, never what it contained (serde's
-/// own messages quote values, and a value may be a processing number).
-fn parse<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, SubmissionError> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(SubmissionError::TooLarge);
-    }
-    serde_json::from_slice(body).map_err(|error| {
-        let what = match error.classify() {
-            serde_json::error::Category::Data => "a field has the wrong type or is out of range",
-            serde_json::error::Category::Eof => "the JSON body ends early",
-            _ => "the body is not valid JSON",
-        };
-        SubmissionError::MalformedBody(what, error.line(), error.column())
-    })
 }
 
 /// The use case, over its three ports.
@@ -73,17 +55,19 @@ pub struct SubmitKeys<V, A, S> {
 }
 
 /// What a successful (or chaff) submission did, for the log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SubmissionReport {
     pub chaff: bool,
     pub keys_accepted: usize,
     pub keys_stored: usize,
     pub keys_already_present: usize,
+    /// Time spent verifying the processing number or token.
+    pub verification_ms: f64,
 }
 
 impl<V, A, S> SubmitKeys<V, A, S>
 where
-    V: ProcessingNumberVerifier + Sync,
+    V: SubmissionVerifier + Sync,
     A: DeviceAttestation + Sync,
     S: ExposureKeyStore + Sync,
 {
@@ -94,9 +78,9 @@ where
         chaff: bool,
         now: OffsetDateTime,
     ) -> Result<(V3Submission, SubmissionReport), SubmissionError> {
-        let mut submission: V3Submission = parse(body)?;
+        let mut submission: V3Submission = parse_json(body, MAX_BODY_BYTES)?;
         let accepted = submission.accept(&self.rules, now)?;
-        let report = self.complete(accepted, chaff).await?;
+        let report = self.complete(accepted, chaff, now).await?;
         Ok((submission, report))
     }
 
@@ -107,9 +91,9 @@ where
         chaff: bool,
         now: OffsetDateTime,
     ) -> Result<SubmissionReport, SubmissionError> {
-        let submission: V2Submission = parse(body)?;
+        let submission: V2Submission = parse_json(body, MAX_BODY_BYTES)?;
         let accepted = submission.accept(&self.rules, now)?;
-        self.complete(accepted, chaff).await
+        self.complete(accepted, chaff, now).await
     }
 
     /// COCOA's order after validation: device check, then chaff (answered like a success, with
@@ -118,6 +102,7 @@ where
         &self,
         accepted: AcceptedSubmission,
         chaff: bool,
+        now: OffsetDateTime,
     ) -> Result<SubmissionReport, SubmissionError> {
         self.attestation
             .attest(&accepted.attestation)
@@ -128,11 +113,14 @@ where
             keys_accepted: accepted.keys.len(),
             keys_stored: 0,
             keys_already_present: 0,
+            verification_ms: 0.0,
         };
         if chaff {
             return Ok(report);
         }
-        self.verifier.verify(&accepted.verification).await?;
+        let started = std::time::Instant::now();
+        self.verifier.verify(&accepted.verification, now).await?;
+        report.verification_ms = started.elapsed().as_secs_f64() * 1000.0;
         let outcome = self.store.store(&accepted.keys).await?;
         report.keys_stored = outcome.stored;
         report.keys_already_present = outcome.already_present;

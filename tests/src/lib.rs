@@ -17,8 +17,15 @@ pub const REFUSED_NUMBER: &str = "99999920";
 pub const FAILING_NUMBER: &str = "99999930";
 /// The stand-in answers this one only after 6 s, beyond the 3 s HER-SYS timeout.
 pub const SLOW_NUMBER: &str = "99999940";
-pub const PROCESSING_NUMBERS: &[&str] =
-    &[VALID_NUMBER, REFUSED_NUMBER, FAILING_NUMBER, SLOW_NUMBER];
+/// The stand-in drops the connection without answering.
+pub const DOWN_NUMBER: &str = "99999950";
+pub const PROCESSING_NUMBERS: &[&str] = &[
+    VALID_NUMBER,
+    REFUSED_NUMBER,
+    FAILING_NUMBER,
+    SLOW_NUMBER,
+    DOWN_NUMBER,
+];
 /// Every attestation payload the tests send starts with this, so the sweep can find one.
 pub const ATTESTATION_MARKER: &str = "ATTESTATION-PAYLOAD-";
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use e2e::workspace_root;
 use serde_json::Value;
-use shared::config::SubmitKeysConfig;
+use shared::config::{SubmitKeysConfig, VerifierConfig};
 
 fn declaration() -> Value {
     let text = std::fs::read_to_string(workspace_root().join("infra/stack.json"))
@@ -61,19 +61,48 @@ fn every_declared_function_is_a_crate_and_every_function_crate_is_declared() {
 }
 
 #[test]
-fn submit_keys_is_given_exactly_the_variables_its_configuration_reads() {
-    let submit_keys = functions()
-        .into_iter()
-        .find(|f| f["name"] == "submit-keys")
-        .expect("submit-keys");
-    let declared: BTreeSet<&str> = submit_keys["environment"]
-        .as_object()
-        .expect("environment")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    let read: BTreeSet<&str> = SubmitKeysConfig::DECLARED.iter().copied().collect();
-    assert_eq!(declared, read);
+fn every_function_is_given_exactly_the_variables_its_configuration_reads() {
+    let configurations: &[(&str, &[&str])] = &[
+        ("submit-keys", SubmitKeysConfig::DECLARED),
+        ("verify-processing-number", VerifierConfig::DECLARED),
+        ("register", &[]),
+    ];
+    assert_eq!(
+        configurations.len(),
+        functions().len(),
+        "every function's configuration is listed here"
+    );
+    for (name, read) in configurations {
+        let function = functions()
+            .into_iter()
+            .find(|f| f["name"] == *name)
+            .expect("declared");
+        let declared: BTreeSet<String> = function["environment"]
+            .as_object()
+            .expect("environment")
+            .keys()
+            .cloned()
+            .collect();
+        let read: BTreeSet<String> = read.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(declared, read, "{name}");
+    }
+}
+
+#[test]
+fn only_the_verifier_holds_hersys_settings() {
+    for function in functions() {
+        let holds_hersys = function["environment"]
+            .as_object()
+            .expect("environment")
+            .keys()
+            .any(|k| k.starts_with("HERSYS_"));
+        assert_eq!(
+            holds_hersys,
+            function["name"] == "verify-processing-number",
+            "{}",
+            function["name"]
+        );
+    }
 }
 
 #[test]
@@ -88,6 +117,12 @@ fn every_placeholder_names_a_declared_resource_or_setting() {
         for resource in declaration[list].as_array().expect("list") {
             known.insert(format!("{kind}:{}", resource["id"].as_str().expect("id")));
         }
+    }
+    for function in declaration["functions"].as_array().expect("functions") {
+        known.insert(format!(
+            "function:{}",
+            function["name"].as_str().expect("name")
+        ));
     }
     for setting in declaration["settings"]["local"]
         .as_object()

@@ -125,6 +125,38 @@ async fn no_function_log_line_holds_private_data_or_a_panic() {
     assert!(function_lines > 10);
 }
 
+/// No process of the stack (functions, emulators, stand-ins, the build) wrote a processing number
+/// or an attestation payload anywhere in its output.
+#[tokio::test]
+async fn no_output_of_any_process_holds_a_processing_number() {
+    let stack = Stack::connect().await;
+    let logs = stack
+        .function_log()
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .expect("log directory");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&logs).expect("log directory") {
+        let path = entry.expect("entry").path();
+        let text =
+            String::from_utf8_lossy(&std::fs::read(&path).expect("readable log")).into_owned();
+        files += 1;
+        for number in PROCESSING_NUMBERS {
+            assert!(
+                !text.contains(number),
+                "{} holds processing number {number}",
+                path.display()
+            );
+        }
+        assert!(
+            !text.contains(ATTESTATION_MARKER),
+            "{} holds an attestation payload",
+            path.display()
+        );
+    }
+    assert!(files >= 5, "the sweep read every process's log ({files})");
+}
+
 #[test]
 fn the_sweep_recognises_what_it_looks_for() {
     assert!(forbidden("{\"n\":\"99999910\"}", false).is_some());

@@ -10,15 +10,19 @@ use shared::adapters::attestation::PermitAllDevices;
 use shared::domain::diagnosis::{DayWindow, SubmissionRules, VerificationPayload};
 use shared::domain::exposure_key::ExposureKey;
 use shared::ports::{
-    ExposureKeyStore, ProcessingNumberVerifier, StoreError, StoreOutcome, VerificationError,
+    ExposureKeyStore, StoreError, StoreOutcome, SubmissionVerifier, VerificationError,
 };
 use shared::submission::SubmitKeys;
 
 /// HER-SYS says yes at once: the bench measures the handler, not the network.
 struct AnswersAtOnce;
 
-impl ProcessingNumberVerifier for AnswersAtOnce {
-    async fn verify(&self, _: &VerificationPayload) -> Result<(), VerificationError> {
+impl SubmissionVerifier for AnswersAtOnce {
+    async fn verify(
+        &self,
+        _: &VerificationPayload,
+        _: time::OffsetDateTime,
+    ) -> Result<(), VerificationError> {
         Ok(())
     }
 }

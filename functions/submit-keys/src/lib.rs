@@ -3,8 +3,8 @@
 
 use lambda_http::{Body, Request, Response};
 use shared::http;
-use shared::ports::{DeviceAttestation, ExposureKeyStore, ProcessingNumberVerifier};
-use shared::submission::{SubmissionReport, SubmitKeys};
+use shared::ports::{DeviceAttestation, ExposureKeyStore, SubmissionVerifier};
+use shared::submission::{SubmissionError, SubmissionReport, SubmitKeys};
 use time::OffsetDateTime;
 
 /// COCOA (after Google's exposure-notification server): a request carrying this header, whatever
@@ -17,7 +17,7 @@ pub async fn handle<V, A, S>(
     request: Request,
 ) -> Result<Response<Body>, std::convert::Infallible>
 where
-    V: ProcessingNumberVerifier + Sync,
+    V: SubmissionVerifier + Sync,
     A: DeviceAttestation + Sync,
     S: ExposureKeyStore + Sync,
 {
@@ -52,6 +52,9 @@ where
             response
         }
         Err(error) => {
+            if let SubmissionError::Verification(failure) = &error {
+                shared::telemetry::count("VerificationFailures", "submit-keys", failure.kind());
+            }
             let response = http::submission_error_response(&error);
             tracing::info!(
                 version,
@@ -71,6 +74,7 @@ fn log_accepted(version: &'static str, report: &SubmissionReport) {
         keys_accepted = report.keys_accepted,
         keys_stored = report.keys_stored,
         keys_already_present = report.keys_already_present,
+        verification_ms = report.verification_ms,
         "diagnosis accepted"
     );
 }

@@ -1,10 +1,11 @@
 use lambda_http::{Error, run, service_fn};
 use shared::adapters::{
     attestation::PermitAllDevices, aws_config, dynamo_keys::DynamoExposureKeyStore,
-    hersys::HersysVerifier,
+    dynamo_tokens::DynamoUsedTokens, kms_mac::KmsMac, lambda_verifier::LambdaVerifier,
 };
 use shared::config::{SubmitKeysConfig, process_env};
 use shared::submission::SubmitKeys;
+use shared::verification::{PayloadVerifier, TokenRedemption};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -13,7 +14,13 @@ async fn main() -> Result<(), Error> {
     let aws = aws_config().await;
     let service = SubmitKeys {
         rules: config.rules,
-        verifier: HersysVerifier::new(config.hersys)?,
+        verifier: PayloadVerifier {
+            numbers: LambdaVerifier::from_config(&aws, config.verifier_function),
+            tokens: TokenRedemption {
+                mac: KmsMac::from_config(&aws, config.mac_key_id),
+                used: DynamoUsedTokens::from_config(&aws, config.used_tokens_table),
+            },
+        },
         attestation: PermitAllDevices,
         store: DynamoExposureKeyStore::from_config(&aws, config.keys_table),
     };

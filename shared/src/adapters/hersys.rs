@@ -5,12 +5,8 @@
 use std::time::Duration;
 
 use crate::config::HersysConfig;
-use crate::domain::diagnosis::VerificationPayload;
+use crate::domain::processing_number::ProcessingNumber;
 use crate::ports::{ProcessingNumberVerifier, VerificationError};
-
-/// COCOA's answer to a wrong or expired number; also what a malformed one gets, without HER-SYS
-/// ever seeing it.
-const REFUSED: u16 = 406;
 
 pub struct HersysVerifier {
     client: reqwest::Client,
@@ -23,11 +19,23 @@ pub struct HersysClientError(#[from] reqwest::Error);
 
 impl HersysVerifier {
     pub fn new(config: HersysConfig) -> Result<Self, HersysClientError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(1)))
-            .build()?;
-        Ok(Self { client, config })
+            .connect_timeout(config.timeout.min(Duration::from_secs(1)));
+        if let Some(pem) = &config.client_identity_pem {
+            // Mutual TLS: the certificate chain and its private key, PEM (COCOA's base64 PFX
+            // converts with `openssl pkcs12 -in hersys.pfx -nodes`).
+            builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes())?);
+        }
+        if let Some(pem) = &config.ca_pem {
+            for certificate in reqwest::Certificate::from_pem_bundle(pem.as_bytes())? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        Ok(Self {
+            client: builder.build()?,
+            config,
+        })
     }
 
     async fn post(&self, body: &serde_json::Value) -> Result<reqwest::Response, reqwest::Error> {
@@ -44,10 +52,7 @@ impl HersysVerifier {
 }
 
 impl ProcessingNumberVerifier for HersysVerifier {
-    async fn verify(&self, payload: &VerificationPayload) -> Result<(), VerificationError> {
-        let VerificationPayload::ProcessingNumber(number) = payload else {
-            return Err(VerificationError::Refused { status: REFUSED });
-        };
+    async fn verify(&self, number: &ProcessingNumber) -> Result<(), VerificationError> {
         let mut body = serde_json::Map::new();
         body.insert(
             self.config.parameter_name.clone(),

@@ -2,7 +2,10 @@
 
 pub mod attestation;
 pub mod dynamo_keys;
+pub mod dynamo_tokens;
 pub mod hersys;
+pub mod kms_mac;
+pub mod lambda_verifier;
 
 /// Loads the AWS configuration from the environment (Lambda's, or the local stack's
 /// `AWS_ENDPOINT_URL_*` variables), once, at cold start.

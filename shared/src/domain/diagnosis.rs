@@ -17,6 +17,7 @@ use super::exposure_key::{
     interval_number_of_date,
 };
 use super::processing_number::ProcessingNumber;
+use super::verification_token::UncheckedToken;
 
 /// COCOA's `FORMAT_TIMESTAMP`, `yyyy-MM-dd'T'HH:mm:ss.fffzzz`: exactly three fractional digits and
 /// a `±HH:MM` offset (`Z` is rejected, as .NET's `ParseExact` rejects it).
@@ -135,17 +136,25 @@ pub struct V2Submission {
     pub verification_payload: Option<String>,
 }
 
-/// What a processing-number check is asked about: the payload as sent. Only an 8-digit payload is
-/// ever passed on to HER-SYS.
+/// What `verificationPayload` holds: a processing number (the unmodified app), a verification
+/// token from `verify-processing-number`, or neither. Only an 8-digit payload is ever passed on to
+/// HER-SYS.
 pub enum VerificationPayload {
     ProcessingNumber(ProcessingNumber),
+    Token(UncheckedToken),
     /// Anything else: refused as a wrong number without asking HER-SYS.
     Malformed,
 }
 
 impl VerificationPayload {
-    fn from_text(text: &str) -> Self {
-        ProcessingNumber::parse(text).map_or(Self::Malformed, Self::ProcessingNumber)
+    pub fn from_text(text: &str) -> Self {
+        if let Ok(number) = ProcessingNumber::parse(text) {
+            Self::ProcessingNumber(number)
+        } else if let Some(token) = UncheckedToken::parse(text) {
+            Self::Token(token)
+        } else {
+            Self::Malformed
+        }
     }
 }
 

@@ -5,3 +5,4 @@ pub mod clear_text;
 pub mod diagnosis;
 pub mod exposure_key;
 pub mod processing_number;
+pub mod verification_token;
