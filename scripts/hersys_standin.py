@@ -17,6 +17,9 @@ what never reached HER-SYS. It keeps no number, and never logs a request line or
 Settings (environment): HERSYS_PORT (8090), HERSYS_PARAMETER_NAME (processingNumber),
 HERSYS_API_KEY (when set, the header Ocp-Apim-Subscription-Key must carry it, else 401),
 HERSYS_RESULT_VALID (VALID), HERSYS_RESULT_INVALID (INVALID_OR_EXPIRED), HERSYS_SLOW_SECONDS (6).
+Mutual TLS, as a HER-SYS that asks for COCOA's client certificate: HERSYS_TLS_CERT and
+HERSYS_TLS_KEY (the server's PEM files) and HERSYS_TLS_CLIENT_CA (PEM of the CA client
+certificates must chain to; a client without one is refused during the handshake).
 """
 import json
 import os
@@ -80,4 +83,13 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     port = int(os.environ.get("HERSYS_PORT", "8090"))
-    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    if os.environ.get("HERSYS_TLS_CERT"):
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(os.environ["HERSYS_TLS_CERT"], os.environ["HERSYS_TLS_KEY"])
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(os.environ["HERSYS_TLS_CLIENT_CA"])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.serve_forever()

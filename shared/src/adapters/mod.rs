@@ -1,11 +1,13 @@
 //! Adapters of the ports: DynamoDB, HER-SYS over HTTP, and device attestation.
 
 pub mod attestation;
+pub mod devicecheck;
 pub mod dynamo_keys;
 pub mod dynamo_tokens;
 pub mod hersys;
 pub mod kms_mac;
 pub mod lambda_verifier;
+pub mod safetynet;
 
 /// Loads the AWS configuration from the environment (Lambda's, or the local stack's
 /// `AWS_ENDPOINT_URL_*` variables), once, at cold start.
