@@ -5,7 +5,25 @@ use std::collections::BTreeSet;
 
 use e2e::workspace_root;
 use serde_json::Value;
+use shared::adapters::attestation::AttestationConfig;
 use shared::config::{SubmitKeysConfig, VerifierConfig};
+
+/// The attestation switches the deployment sets for `submit-keys` (the rest of
+/// `AttestationConfig::VARIABLES` are secrets an operator adds when switching iOS on).
+const SUBMIT_KEYS_ATTESTATION: &[&str] = &[
+    "ANDROID_ATTESTATION_ENABLED",
+    "IOS_ATTESTATION_ENABLED",
+    "DEVICECHECK_URL",
+];
+
+#[test]
+fn the_declared_attestation_switches_are_ones_the_configuration_reads() {
+    assert!(
+        SUBMIT_KEYS_ATTESTATION
+            .iter()
+            .all(|v| AttestationConfig::VARIABLES.contains(v))
+    );
+}
 
 fn declaration() -> Value {
     let text = std::fs::read_to_string(workspace_root().join("infra/stack.json"))
@@ -62,8 +80,13 @@ fn every_declared_function_is_a_crate_and_every_function_crate_is_declared() {
 
 #[test]
 fn every_function_is_given_exactly_the_variables_its_configuration_reads() {
+    let submit_keys: Vec<&str> = SubmitKeysConfig::DECLARED
+        .iter()
+        .chain(SUBMIT_KEYS_ATTESTATION)
+        .copied()
+        .collect();
     let configurations: &[(&str, &[&str])] = &[
-        ("submit-keys", SubmitKeysConfig::DECLARED),
+        ("submit-keys", &submit_keys),
         ("verify-processing-number", VerifierConfig::DECLARED),
         ("register", &[]),
     ];

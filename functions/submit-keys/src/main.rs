@@ -1,7 +1,11 @@
 use lambda_http::{Error, run, service_fn};
 use shared::adapters::{
-    attestation::PermitAllDevices, aws_config, dynamo_keys::DynamoExposureKeyStore,
-    dynamo_tokens::DynamoUsedTokens, kms_mac::KmsMac, lambda_verifier::LambdaVerifier,
+    attestation::{AttestationConfig, PlatformAttestation},
+    aws_config,
+    dynamo_keys::DynamoExposureKeyStore,
+    dynamo_tokens::DynamoUsedTokens,
+    kms_mac::KmsMac,
+    lambda_verifier::LambdaVerifier,
 };
 use shared::config::{SubmitKeysConfig, process_env};
 use shared::submission::SubmitKeys;
@@ -11,6 +15,8 @@ use shared::verification::{PayloadVerifier, TokenRedemption};
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = SubmitKeysConfig::from_env(&process_env())?;
+    let attestation =
+        PlatformAttestation::from_config(&AttestationConfig::from_env(&process_env())?)?;
     let aws = aws_config().await;
     let service = SubmitKeys {
         rules: config.rules,
@@ -21,7 +27,7 @@ async fn main() -> Result<(), Error> {
                 used: DynamoUsedTokens::from_config(&aws, config.used_tokens_table),
             },
         },
-        attestation: PermitAllDevices,
+        attestation,
         store: DynamoExposureKeyStore::from_config(&aws, config.keys_table),
     };
     run(service_fn(|request| submit_keys::handle(&service, request))).await
