@@ -58,6 +58,8 @@ pub struct Stack {
     pub http: reqwest::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub kms: aws_sdk_kms::Client,
+    /// The Invoke API of `cargo lambda watch`.
+    pub lambda: aws_sdk_lambda::Client,
     pub description: Value,
 }
 
@@ -100,14 +102,28 @@ impl Stack {
                 .endpoint_url(env("AWS_ENDPOINT_URL_KMS"))
                 .build(),
         );
+        let lambda = aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(&config)
+                .endpoint_url(env("AWS_ENDPOINT_URL_LAMBDA"))
+                .build(),
+        );
         let api = description["api"].as_str().expect("api url").to_owned();
         Self {
             api,
             http: reqwest::Client::new(),
             dynamodb,
             kms,
+            lambda,
             description,
         }
+    }
+
+    /// A variable of the functions' environment on this stack.
+    pub fn environment(&self, name: &str) -> String {
+        self.description["environment"][name]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     pub fn resource(&self, placeholder: &str) -> String {

@@ -3,7 +3,6 @@
 //! of the running stack) and a SafetyNet verifier trusting a test root the test makes. The local
 //! stack itself runs with attestation off, as COCOA's did; here the handler is called in process.
 
-use aws_config::BehaviorVersion;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use e2e::*;
@@ -106,38 +105,11 @@ type Service = SubmitKeys<
 >;
 
 async fn service(stack: &Stack, root: &Ca) -> Service {
-    let env = |name: &str| {
-        stack.description["environment"][name]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let credentials = aws_sdk_dynamodb::config::Credentials::new(
-        env("AWS_ACCESS_KEY_ID"),
-        env("AWS_SECRET_ACCESS_KEY"),
-        None,
-        None,
-        "test",
-    );
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(env("AWS_REGION")))
-        .credentials_provider(credentials)
-        .load()
-        .await;
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&config)
-            .endpoint_url(env("AWS_ENDPOINT_URL_DYNAMODB"))
-            .build(),
-    );
-    let kms = aws_sdk_kms::Client::from_conf(
-        aws_sdk_kms::config::Builder::from(&config)
-            .endpoint_url(env("AWS_ENDPOINT_URL_KMS"))
-            .build(),
-    );
-    let lambda = aws_sdk_lambda::Client::from_conf(
-        aws_sdk_lambda::config::Builder::from(&config)
-            .endpoint_url(env("AWS_ENDPOINT_URL_LAMBDA"))
-            .build(),
+    let env = |name: &str| stack.environment(name);
+    let (dynamodb, kms, lambda) = (
+        stack.dynamodb.clone(),
+        stack.kms.clone(),
+        stack.lambda.clone(),
     );
     SubmitKeys {
         rules: SubmissionRules {
