@@ -111,3 +111,13 @@ pub trait ExposureKeyStore {
         keys: &[ExposureKey],
     ) -> impl Future<Output = Result<StoreOutcome, StoreError>> + Send;
 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("export signing unavailable: {0}")]
+pub struct SignError(pub String);
+
+/// Signs export files: ECDSA P-256 over a SHA-256 digest, DER signature (KMS `Sign` with
+/// `MessageType=DIGEST` in production; a local key for benchmarks and tests).
+pub trait ExportSigner {
+    fn sign_digest(&self, digest: &[u8; 32]) -> impl Future<Output = Result<Vec<u8>, SignError>> + Send;
+}
