@@ -158,8 +158,19 @@ def create_resources(declaration: dict) -> dict:
         if table.get("sortKey"):
             keys.append({"AttributeName": table["sortKey"], "KeyType": "RANGE"})
             attributes.append({"AttributeName": table["sortKey"], "AttributeType": "S"})
+        indexes = []
+        for index in table.get("indexes", []):
+            index_keys = [{"AttributeName": index["partitionKey"], "KeyType": "HASH"}]
+            if index.get("sortKey"):
+                index_keys.append({"AttributeName": index["sortKey"], "KeyType": "RANGE"})
+            for name in (index["partitionKey"], index.get("sortKey")):
+                if name and all(a["AttributeName"] != name for a in attributes):
+                    attributes.append({"AttributeName": name, "AttributeType": "S"})
+            indexes.append({"IndexName": index["name"], "KeySchema": index_keys,
+                            "Projection": {"ProjectionType": index.get("projection", "ALL")}})
+        extra = {"GlobalSecondaryIndexes": indexes} if indexes else {}
         dynamodb.create_table(TableName=table["name"], KeySchema=keys,
-                              AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST")
+                              AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST", **extra)
         dynamodb.get_waiter("table_exists").wait(TableName=table["name"])
         dynamodb.update_time_to_live(
             TableName=table["name"],

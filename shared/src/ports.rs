@@ -106,9 +106,11 @@ pub struct StoreError(pub String);
 /// Where submitted keys wait for their release hour.
 pub trait ExposureKeyStore {
     /// Stores every key once: a key whose id is already stored for its region is left as it is.
+    /// `received_at` (unix seconds) decides the keys' release hour (`ExposureKey::release_at`).
     fn store(
         &self,
         keys: &[ExposureKey],
+        received_at: i64,
     ) -> impl Future<Output = Result<StoreOutcome, StoreError>> + Send;
 }
 
@@ -119,5 +121,8 @@ pub struct SignError(pub String);
 /// Signs export files: ECDSA P-256 over a SHA-256 digest, DER signature (KMS `Sign` with
 /// `MessageType=DIGEST` in production; a local key for benchmarks and tests).
 pub trait ExportSigner {
-    fn sign_digest(&self, digest: &[u8; 32]) -> impl Future<Output = Result<Vec<u8>, SignError>> + Send;
+    fn sign_digest(
+        &self,
+        digest: &[u8; 32],
+    ) -> impl Future<Output = Result<Vec<u8>, SignError>> + Send;
 }

@@ -121,7 +121,10 @@ where
         let started = std::time::Instant::now();
         self.verifier.verify(&accepted.verification, now).await?;
         report.verification_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let outcome = self.store.store(&accepted.keys).await?;
+        let outcome = self
+            .store
+            .store(&accepted.keys, now.unix_timestamp())
+            .await?;
         report.keys_stored = outcome.stored;
         report.keys_already_present = outcome.already_present;
         Ok(report)

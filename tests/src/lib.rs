@@ -32,7 +32,7 @@ pub const ATTESTATION_MARKER: &str = "ATTESTATION-PAYLOAD-";
 /// Everything a keys-table item may hold: what an export needs, and nothing about the submitter.
 pub const KEYS_TABLE_ATTRIBUTES: &[&str] = &[
     "pk",
-    "sk",
+    "release",
     "key_data",
     "rolling_start_number",
     "rolling_period",

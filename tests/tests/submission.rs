@@ -9,9 +9,10 @@ use serde_json::{Value, json};
 use shared::domain::exposure_key::{KeyId, release_partition};
 use time::Duration;
 
-fn release_at(key: &TestKey) -> i64 {
+/// The first whole hour two hours after the key ends, and not before the hour after `received`.
+fn release_at(key: &TestKey, received: i64) -> i64 {
     let end = (i64::from(key.rolling_start_number) + i64::from(key.rolling_period)) * 600 + 7200;
-    (end + 3599) / 3600 * 3600
+    ((end + 3599) / 3600 * 3600).max(received / 3600 * 3600 + 3600)
 }
 
 #[tokio::test]
@@ -45,7 +46,9 @@ async fn v3_stores_exactly_the_valid_keys_with_computed_dsos_and_risk() {
     let idempotency_key = random_id();
     let body = v3_body(&all, onset, VALID_NUMBER, &idempotency_key);
 
+    let sent = time::OffsetDateTime::now_utc().unix_timestamp();
     let (status, text) = stack.put_json("/api/v3/diagnosis", &body, &[]).await;
+    let answered = time::OffsetDateTime::now_utc().unix_timestamp();
     assert_eq!(status, 200, "{text}");
     let echo: Value = serde_json::from_str(&text).expect("JSON echo");
     assert_eq!(echo["verificationPayload"], Value::Null);
@@ -80,11 +83,17 @@ async fn v3_stores_exactly_the_valid_keys_with_computed_dsos_and_risk() {
         );
         let item = items
             .iter()
-            .find(|i| string(i, "sk").as_deref() == Some(id.as_str()))
+            .find(|i| string(i, "pk") == Some(format!("440#{}", id.as_str())))
             .unwrap_or_else(|| panic!("key with dsos {dsos} stored under its COCOA id"));
+        // Received between `sent` and `answered`: the release hour is one of these two.
+        let release = number(item, "release_at").expect("release_at");
+        assert!(
+            release == release_at(key, sent) || release == release_at(key, answered),
+            "{release}"
+        );
         assert_eq!(
-            string(item, "pk"),
-            Some(release_partition("440", release_at(key)))
+            string(item, "release"),
+            Some(release_partition("440", release))
         );
         assert_eq!(number(item, "days_since_onset"), Some(*dsos));
         assert_eq!(number(item, "transmission_risk"), Some(4));
@@ -94,7 +103,6 @@ async fn v3_stores_exactly_the_valid_keys_with_computed_dsos_and_risk() {
             Some(key.rolling_start_number.into())
         );
         assert_eq!(number(item, "rolling_period"), Some(144));
-        assert_eq!(number(item, "release_at"), Some(release_at(key)));
         assert_eq!(
             number(item, "expires_at"),
             Some(i64::from(key.rolling_start_number) * 600 + 15 * 86_400)

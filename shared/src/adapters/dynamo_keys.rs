@@ -1,10 +1,13 @@
 //! The keys table in DynamoDB.
 //!
-//! Item layout: `pk` = `"{region}#{release hour}"` (what one export run queries), `sk` = key id,
-//! `key_data` (B, 16 bytes), `rolling_start_number`, `rolling_period`, `transmission_risk`,
-//! `report_type` and `days_since_onset` (N, absent when unknown), `release_at` (N, unix seconds)
-//! and `expires_at` (N, the TTL). Nothing else: no processing number, attestation payload,
-//! address or submission time.
+//! Item layout: `pk` = `"{region}#{key id}"` (one item per key and region, so a conditional put
+//! stores each key once however often and whenever it is resent), `release` =
+//! `"{region}#{YYYY-MM-DDTHH}"` (the hour whose export publishes it; the partition key of the
+//! `by-release` index, which an export queries hour by hour), `key_data` (B, 16 bytes),
+//! `rolling_start_number`, `rolling_period`, `transmission_risk`, `report_type` and
+//! `days_since_onset` (N, absent when unknown), `release_at` (N, unix seconds) and `expires_at`
+//! (N, the TTL). Nothing else: no processing number, attestation payload, address or
+//! submission time.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -14,6 +17,9 @@ use futures_util::future::join_all;
 
 use crate::domain::exposure_key::{ExposureKey, release_partition};
 use crate::ports::{ExposureKeyStore, StoreError, StoreOutcome};
+
+/// The index an export reads released keys from.
+pub const RELEASE_INDEX: &str = "by-release";
 
 pub struct DynamoExposureKeyStore {
     client: Client,
@@ -28,17 +34,25 @@ impl DynamoExposureKeyStore {
         }
     }
 
-    async fn put(&self, key: &ExposureKey) -> Result<bool, StoreError> {
+    pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table)
+    }
+
+    async fn put(&self, key: &ExposureKey, received_at: i64) -> Result<bool, StoreError> {
         let number = |n: i64| AttributeValue::N(n.to_string());
+        let release_at = key.release_at(received_at);
         let mut request = self
             .client
             .put_item()
             .table_name(&self.table)
             .item(
                 "pk",
-                AttributeValue::S(release_partition(&key.region, key.release_at())),
+                AttributeValue::S(format!("{}#{}", key.region, key.id.as_str())),
             )
-            .item("sk", AttributeValue::S(key.id.as_str().to_owned()))
+            .item(
+                "release",
+                AttributeValue::S(release_partition(&key.region, release_at)),
+            )
             .item(
                 "key_data",
                 AttributeValue::B(Blob::new(key.key_data.as_bytes().to_vec())),
@@ -49,9 +63,9 @@ impl DynamoExposureKeyStore {
             )
             .item("rolling_period", number(key.rolling_period.into()))
             .item("transmission_risk", number(key.transmission_risk.into()))
-            .item("release_at", number(key.release_at()))
+            .item("release_at", number(release_at))
             .item("expires_at", number(key.expires_at()))
-            .condition_expression("attribute_not_exists(sk)");
+            .condition_expression("attribute_not_exists(pk)");
         if let Some(report_type) = key.report_type {
             request = request.item("report_type", number(report_type.value().into()));
         }
@@ -76,10 +90,14 @@ impl DynamoExposureKeyStore {
 }
 
 impl ExposureKeyStore for DynamoExposureKeyStore {
-    async fn store(&self, keys: &[ExposureKey]) -> Result<StoreOutcome, StoreError> {
+    async fn store(
+        &self,
+        keys: &[ExposureKey],
+        received_at: i64,
+    ) -> Result<StoreOutcome, StoreError> {
         // One conditional put per key, all at once: a retry finds its keys present and adds
         // nothing, and a retry after a partial failure stores exactly the missing ones.
-        let results = join_all(keys.iter().map(|key| self.put(key))).await;
+        let results = join_all(keys.iter().map(|key| self.put(key, received_at))).await;
         let mut outcome = StoreOutcome::default();
         for result in results {
             if result? {
@@ -89,11 +107,5 @@ impl ExposureKeyStore for DynamoExposureKeyStore {
             }
         }
         Ok(outcome)
-    }
-}
-
-impl DynamoExposureKeyStore {
-    pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
-        Self::new(Client::new(config), table)
     }
 }

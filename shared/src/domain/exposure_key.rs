@@ -144,16 +144,20 @@ impl ExposureKey {
         (i64::from(self.rolling_start_number) + i64::from(self.rolling_period)) * INTERVAL_SECONDS
     }
 
-    /// The first whole hour at least two hours after the key's rolling period ends: the export
-    /// that covers this hour is the first one allowed to publish the key.
-    pub fn release_at(&self) -> i64 {
+    /// The hour whose export first publishes the key: the first whole hour at least two hours
+    /// after the key's rolling period ends, and never before the whole hour after the key was
+    /// received. The second rule keeps late keys (most keys: the app uploads up to 14 days of
+    /// ended keys) out of hours an export has already read: an hour `h` only ever receives keys
+    /// written before `h`, so an export that reads `h` once `h` is safely past sees all of them.
+    pub fn release_at(&self, received_at: i64) -> i64 {
         let earliest = self.rolling_end() + RELEASE_DELAY_SECONDS;
-        earliest.div_euclid(3600) * 3600
+        let by_rolling_end = earliest.div_euclid(3600) * 3600
             + if earliest.rem_euclid(3600) == 0 {
                 0
             } else {
                 3600
-            }
+            };
+        by_rolling_end.max(received_at.div_euclid(3600) * 3600 + 3600)
     }
 
     /// The DynamoDB TTL: 15 days after the key's start.
@@ -203,19 +207,36 @@ mod tests {
         let midnight = interval_number(datetime!(2026-11-20 00:00 UTC)) as u32;
         // A full-day key ends at the next midnight: released at 02:00.
         let full_day = key(midnight, 144);
+        let received = datetime!(2026-11-20 08:00 UTC).unix_timestamp();
         assert_eq!(
-            full_day.release_at(),
+            full_day.release_at(received),
             datetime!(2026-11-21 02:00 UTC).unix_timestamp()
         );
         // A key ending at 10:10 is released at 13:00, not 12:00.
         let partial = key(midnight, 61);
         assert_eq!(
-            partial.release_at(),
+            partial.release_at(received),
             datetime!(2026-11-20 13:00 UTC).unix_timestamp()
         );
         assert_eq!(
-            release_partition("440", partial.release_at()),
+            release_partition("440", partial.release_at(received)),
             "440#2026-11-20T13"
+        );
+    }
+
+    #[test]
+    fn a_key_received_after_its_release_hour_waits_for_the_next_whole_hour() {
+        let midnight = interval_number(datetime!(2026-11-10 00:00 UTC)) as u32;
+        let old = key(midnight, 144);
+        let received = datetime!(2026-11-20 08:59:59 UTC).unix_timestamp();
+        assert_eq!(
+            old.release_at(received),
+            datetime!(2026-11-20 09:00 UTC).unix_timestamp()
+        );
+        let on_the_hour = datetime!(2026-11-20 09:00 UTC).unix_timestamp();
+        assert_eq!(
+            old.release_at(on_the_hour),
+            datetime!(2026-11-20 10:00 UTC).unix_timestamp()
         );
     }
 
