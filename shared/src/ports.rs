@@ -126,3 +126,102 @@ pub trait ExportSigner {
         digest: &[u8; 32],
     ) -> impl Future<Output = Result<Vec<u8>, SignError>> + Send;
 }
+
+/// Where released keys are read from: one query per region and release hour.
+pub trait ReleasedKeySource {
+    /// The keys whose release hour (`ExposureKey::release_at`) is `hour` (unix seconds, a whole
+    /// hour) in `region`.
+    fn released(
+        &self,
+        region: &str,
+        hour: i64,
+    ) -> impl Future<Output = Result<Vec<ExposureKey>, StoreError>> + Send;
+}
+
+/// A release the exporter has committed to (batch numbers allocated) but not finished: a rerun
+/// after a crash resumes exactly this release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingRelease {
+    /// Release hours after this one (exclusive) ...
+    pub after_hour: i64,
+    /// ... up to this one (inclusive).
+    pub through_hour: i64,
+    pub first_batch: u64,
+    pub files: u32,
+    /// `created` of the first file (ms); file `i` gets `created + i`.
+    pub created_ms: i64,
+}
+
+/// The exporter's progress in one region.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportState {
+    /// The last release hour fully published; `None` before the first run.
+    pub cursor_hour: Option<i64>,
+    /// The newest `created` in list.json (ms): the next must be greater.
+    pub last_created_ms: i64,
+    pub pending: Option<PendingRelease>,
+    /// Optimistic-lock version: a save succeeds only over the version read.
+    pub version: u64,
+}
+
+/// One published export file, as list.json and retention need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedBatch {
+    pub batch_num: u64,
+    pub created_ms: i64,
+    /// The object's key in the bucket, e.g. `c19r/440/12.zip`.
+    pub object_key: String,
+    pub key_count: u32,
+    /// After this (unix seconds) none of its keys is within 14 days: it leaves list.json and S3.
+    pub keys_until: i64,
+}
+
+/// The exporter's own records: progress per region, the batch-number counter, published files.
+pub trait ExportLedger {
+    fn state(&self, region: &str) -> impl Future<Output = Result<ExportState, StoreError>> + Send;
+    /// Saves `state` if the stored version is still `state.version` (then stores version + 1).
+    fn save_state(
+        &self,
+        region: &str,
+        state: &ExportState,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Atomically reserves `count` batch numbers; returns the first.
+    fn allocate_batches(&self, count: u32) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn record_batch(
+        &self,
+        region: &str,
+        batch: &PublishedBatch,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn batches(
+        &self,
+        region: &str,
+    ) -> impl Future<Output = Result<Vec<PublishedBatch>, StoreError>> + Send;
+    fn forget_batch(
+        &self,
+        region: &str,
+        batch_num: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("export bucket unavailable: {0}")]
+pub struct BucketError(pub String);
+
+/// An object to write: body and the headers phones and CloudFront see.
+pub struct Object<'a> {
+    pub key: &'a str,
+    pub body: Vec<u8>,
+    pub content_type: &'static str,
+    pub cache_control: &'static str,
+}
+
+/// The exports bucket.
+pub trait ExportBucket {
+    /// Writes the object only if no object has that key; `Ok(false)` if one already had it (it is
+    /// left untouched: a published file never changes).
+    fn put_new(&self, object: Object<'_>)
+    -> impl Future<Output = Result<bool, BucketError>> + Send;
+    /// Writes or replaces the object (list.json).
+    fn put(&self, object: Object<'_>) -> impl Future<Output = Result<(), BucketError>> + Send;
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), BucketError>> + Send;
+}

@@ -2,11 +2,14 @@
 
 pub mod attestation;
 pub mod devicecheck;
+pub mod dynamo_exports;
 pub mod dynamo_keys;
 pub mod dynamo_tokens;
 pub mod hersys;
 pub mod kms_mac;
+pub mod kms_signer;
 pub mod lambda_verifier;
+pub mod s3_bucket;
 pub mod safetynet;
 
 /// Loads the AWS configuration from the environment (Lambda's, or the local stack's

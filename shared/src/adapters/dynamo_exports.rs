@@ -1,0 +1,308 @@
+//! The exporter's DynamoDB side: released keys from the keys table's `by-release` index, and its
+//! own ledger table (`pk`/`sk`): `state#{region}` (progress and any pending release), `counter`
+//! (batch numbers), `batches#{region}` (published files, TTL when they leave list.json).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+
+use crate::adapters::dynamo_keys::RELEASE_INDEX;
+use crate::domain::exposure_key::{
+    ExposureKey, KEY_LENGTH, KeyData, KeyId, ReportType, release_partition,
+};
+use crate::ports::{
+    ExportLedger, ExportState, PendingRelease, PublishedBatch, ReleasedKeySource, StoreError,
+};
+
+type Item = HashMap<String, AttributeValue>;
+
+fn code<E: ProvideErrorMetadata>(error: &E) -> StoreError {
+    StoreError(error.code().unwrap_or("request failed").to_owned())
+}
+
+fn number(item: &Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Reads released keys: one Query of the `by-release` index per region and hour.
+pub struct DynamoReleasedKeys {
+    client: Client,
+    table: String,
+}
+
+impl DynamoReleasedKeys {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+/// An item of the keys table as an export key; `None` for an item that is not one.
+fn exposure_key(item: &Item) -> Option<ExposureKey> {
+    let (region, id) = text(item, "pk")?.split_once('#')?;
+    let key_data = match item.get("key_data") {
+        Some(AttributeValue::B(bytes)) => {
+            KeyData::new(<[u8; KEY_LENGTH]>::try_from(bytes.as_ref()).ok()?)
+        }
+        _ => return None,
+    };
+    Some(ExposureKey {
+        id: KeyId::from_stored(id),
+        region: region.to_owned(),
+        key_data,
+        rolling_start_number: u32::try_from(number(item, "rolling_start_number")?).ok()?,
+        rolling_period: u32::try_from(number(item, "rolling_period")?).ok()?,
+        transmission_risk: u8::try_from(number(item, "transmission_risk")?).ok()?,
+        report_type: number(item, "report_type")
+            .and_then(|v| u32::try_from(v).ok())
+            .and_then(ReportType::new),
+        days_since_onset: number(item, "days_since_onset").and_then(|v| i32::try_from(v).ok()),
+    })
+}
+
+impl ReleasedKeySource for DynamoReleasedKeys {
+    async fn released(&self, region: &str, hour: i64) -> Result<Vec<ExposureKey>, StoreError> {
+        let mut keys = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(RELEASE_INDEX)
+                .key_condition_expression("#r = :r")
+                .expression_attribute_names("#r", "release")
+                .expression_attribute_values(
+                    ":r",
+                    AttributeValue::S(release_partition(region, hour)),
+                )
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| code(&e.into_service_error()))?;
+            let items = page.items.unwrap_or_default();
+            let unreadable = items.len() - {
+                let before = keys.len();
+                keys.extend(items.iter().filter_map(exposure_key));
+                keys.len() - before
+            };
+            if unreadable > 0 {
+                tracing::warn!(
+                    region,
+                    hour,
+                    unreadable,
+                    "keys table items that are not keys were skipped"
+                );
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(keys),
+            }
+        }
+    }
+}
+
+/// The exporter's ledger table.
+pub struct DynamoExportLedger {
+    client: Client,
+    table: String,
+}
+
+impl DynamoExportLedger {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+const RETAIN_BATCH_RECORD_SECONDS: i64 = 86_400;
+
+impl ExportLedger for DynamoExportLedger {
+    async fn state(&self, region: &str) -> Result<ExportState, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("state#{region}")))
+            .key("sk", AttributeValue::S("-".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| code(&e.into_service_error()))?
+            .item;
+        let Some(item) = item else {
+            return Ok(ExportState::default());
+        };
+        let pending = match (
+            number(&item, "pending_after"),
+            number(&item, "pending_through"),
+            number(&item, "pending_first_batch"),
+            number(&item, "pending_files"),
+            number(&item, "pending_created"),
+        ) {
+            (Some(after_hour), Some(through_hour), Some(first), Some(files), Some(created_ms)) => {
+                Some(PendingRelease {
+                    after_hour,
+                    through_hour,
+                    first_batch: u64::try_from(first)
+                        .map_err(|_| StoreError("corrupt pending release".into()))?,
+                    files: u32::try_from(files)
+                        .map_err(|_| StoreError("corrupt pending release".into()))?,
+                    created_ms,
+                })
+            }
+            _ => None,
+        };
+        Ok(ExportState {
+            cursor_hour: number(&item, "cursor_hour"),
+            last_created_ms: number(&item, "last_created").unwrap_or_default(),
+            pending,
+            version: number(&item, "version")
+                .and_then(|v| u64::try_from(v).ok())
+                .unwrap_or_default(),
+        })
+    }
+
+    async fn save_state(&self, region: &str, state: &ExportState) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(format!("state#{region}")))
+            .item("sk", AttributeValue::S("-".into()))
+            .item("last_created", n(state.last_created_ms))
+            .item("version", n(state.version + 1))
+            .condition_expression("attribute_not_exists(pk) OR #v = :v")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", n(state.version));
+        if let Some(cursor) = state.cursor_hour {
+            request = request.item("cursor_hour", n(cursor));
+        }
+        if let Some(pending) = state.pending {
+            request = request
+                .item("pending_after", n(pending.after_hour))
+                .item("pending_through", n(pending.through_hour))
+                .item("pending_first_batch", n(pending.first_batch))
+                .item("pending_files", n(pending.files))
+                .item("pending_created", n(pending.created_ms));
+        }
+        request.send().await.map(|_| ()).map_err(|e| {
+            let e = e.into_service_error();
+            if e.is_conditional_check_failed_exception() {
+                StoreError("another export run changed the state".into())
+            } else {
+                code(&e)
+            }
+        })
+    }
+
+    async fn allocate_batches(&self, count: u32) -> Result<u64, StoreError> {
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S("counter".into()))
+            .key("sk", AttributeValue::S("batch".into()))
+            .update_expression("ADD #c :n")
+            .expression_attribute_names("#c", "value")
+            .expression_attribute_values(":n", n(count))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| code(&e.into_service_error()))?;
+        let last = output
+            .attributes
+            .as_ref()
+            .and_then(|a| number(a, "value"))
+            .and_then(|v| u64::try_from(v).ok())
+            .ok_or_else(|| StoreError("batch counter unreadable".into()))?;
+        Ok(last + 1 - u64::from(count))
+    }
+
+    async fn record_batch(&self, region: &str, batch: &PublishedBatch) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(format!("batches#{region}")))
+            .item("sk", AttributeValue::S(format!("{:012}", batch.batch_num)))
+            .item("batch_num", n(batch.batch_num))
+            .item("created", n(batch.created_ms))
+            .item("object_key", AttributeValue::S(batch.object_key.clone()))
+            .item("key_count", n(batch.key_count))
+            .item("keys_until", n(batch.keys_until))
+            .item(
+                "expires_at",
+                n(batch.keys_until + RETAIN_BATCH_RECORD_SECONDS),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| code(&e.into_service_error()))
+    }
+
+    async fn batches(&self, region: &str) -> Result<Vec<PublishedBatch>, StoreError> {
+        let mut batches = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :p")
+                .expression_attribute_values(":p", AttributeValue::S(format!("batches#{region}")))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| code(&e.into_service_error()))?;
+            for item in page.items.unwrap_or_default() {
+                let batch = (|| {
+                    Some(PublishedBatch {
+                        batch_num: u64::try_from(number(&item, "batch_num")?).ok()?,
+                        created_ms: number(&item, "created")?,
+                        object_key: text(&item, "object_key")?.to_owned(),
+                        key_count: u32::try_from(number(&item, "key_count")?).ok()?,
+                        keys_until: number(&item, "keys_until")?,
+                    })
+                })();
+                batches.extend(batch);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(batches),
+            }
+        }
+    }
+
+    async fn forget_batch(&self, region: &str, batch_num: u64) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("batches#{region}")))
+            .key("sk", AttributeValue::S(format!("{batch_num:012}")))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| code(&e.into_service_error()))
+    }
+}
