@@ -180,6 +180,15 @@ def create_resources(declaration: dict) -> dict:
     for bucket in declaration["buckets"]:
         s3.create_bucket(Bucket=bucket["name"],
                          CreateBucketConfiguration={"LocationConstraint": REGION})
+        if bucket.get("publicPrefix"):
+            # Locally the bucket itself stands in for CloudFront: phones (and the tests) fetch
+            # list.json and the zips over plain HTTP. In AWS the bucket stays private behind
+            # CloudFront's origin access control.
+            s3.put_bucket_policy(Bucket=bucket["name"], Policy=json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{"Sid": "LocalCdnStandIn", "Effect": "Allow", "Principal": "*",
+                               "Action": "s3:GetObject",
+                               "Resource": f"arn:aws:s3:::{bucket['name']}/{bucket['publicPrefix']}*"}]}))
         resolved[f"bucket:{bucket['id']}"] = bucket["name"]
     kms = aws_client("kms", PORTS["moto"])
     for key in declaration["kmsKeys"]:
@@ -268,7 +277,9 @@ def main() -> int:
           env={"PATH": path}, echo=os.environ.get("COCOA_ECHO_LOGS") == "1")
     api = f"http://{HOST}:{PORTS['api']}"
     for function in declaration["functions"]:
-        probe = function["probe"]
+        probe = function.get("probe")
+        if probe is None:  # scheduled functions have no route; they are invoked
+            continue
         say(f"waiting for {function['name']} ({probe['method']} {probe['path']})")
         wait_for(function["name"], lambda p=probe: http_status(
             p["method"], api + p["path"], p["body"].encode(), timeout=600) == p["status"], 900)

@@ -47,11 +47,13 @@ class LauncherTest(unittest.TestCase):
         env = {**os.environ, **{f"COCOA_{name}_PORT": str(port) for name, port in ports.items()}}
         with tempfile.TemporaryDirectory() as run_dir:
             env["COCOA_RUN_DIR"] = run_dir
+            errors = open(os.path.join(run_dir, "stack.err"), "w+")
             stack = subprocess.Popen([PYTHON, os.path.join(ROOT, "scripts", "stack.py")], cwd=ROOT, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                     stdout=subprocess.PIPE, stderr=errors, text=True)
             try:
                 line = stack.stdout.readline()
-                self.assertEqual(line, f"ready: http://127.0.0.1:{ports['API']}\n")
+                errors.seek(0)
+                self.assertEqual(line, f"ready: http://127.0.0.1:{ports['API']}\n", errors.read())
                 request = urllib.request.Request(f"http://127.0.0.1:{ports['API']}/api/register", data=b"", method="POST")
                 with urllib.request.urlopen(request, timeout=30) as response:
                     self.assertEqual(response.status, 200)
@@ -60,6 +62,8 @@ class LauncherTest(unittest.TestCase):
             finally:
                 if stack.poll() is None:
                     stack.kill()
+                stack.stdout.close()
+                errors.close()
             self.assertEqual(stack.returncode, 0)
             self.assertEqual(rest, "", "nothing but the ready line on stdout")
             deadline = time.time() + 10

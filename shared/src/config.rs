@@ -139,19 +139,7 @@ impl SubmitKeysConfig {
     pub const OPTIONAL: &'static [&'static str] = &[];
 
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let supported_regions: Vec<String> = env
-            .optional("SUPPORTED_REGIONS")
-            .unwrap_or_else(|| "440".to_owned())
-            .split([',', ';', ':'])
-            .map(|r| r.trim().to_owned())
-            .filter(|r| !r.is_empty())
-            .collect();
-        if supported_regions.is_empty() {
-            return Err(ConfigError::Invalid {
-                name: "SUPPORTED_REGIONS",
-                expected: "a comma-separated list of regions, e.g. 440",
-            });
-        }
+        let supported_regions = regions(env)?;
         Ok(Self {
             keys_table: env.required("KEYS_TABLE")?,
             rules: SubmissionRules {
@@ -196,6 +184,100 @@ impl VerifierConfig {
             mac_key_id: env.required("MAC_KEY_ID")?,
         })
     }
+}
+
+/// `publish-exports`' configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishExportsConfig {
+    pub keys_table: String,
+    pub exports_table: String,
+    pub bucket: String,
+    pub signing_key_id: String,
+    /// `SignatureInfo.verification_key_id` and `..._version` as registered with Google/Apple.
+    pub verification_key_id: String,
+    pub verification_key_version: String,
+    pub settings: crate::export_run::ExportSettings,
+}
+
+impl PublishExportsConfig {
+    pub const DECLARED: &'static [&'static str] = &[
+        "KEYS_TABLE",
+        "EXPORTS_TABLE",
+        "EXPORT_BUCKET",
+        "EXPORT_BASE_URL",
+        "SIGNING_KEY_ID",
+        "VERIFICATION_KEY_ID",
+        "VERIFICATION_KEY_VERSION",
+        "SUPPORTED_REGIONS",
+        "MIN_KEYS_PER_RELEASE",
+        "MAX_KEYS_PER_FILE",
+    ];
+    pub const OPTIONAL: &'static [&'static str] = &["EXPORT_GRACE_SECONDS"];
+
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let count = |name: &'static str, default: usize| -> Result<usize, ConfigError> {
+            match env.optional(name) {
+                None => Ok(default),
+                Some(text) => {
+                    text.parse::<usize>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or(ConfigError::Invalid {
+                            name,
+                            expected: "a positive whole number",
+                        })
+                }
+            }
+        };
+        let grace_seconds = match env.optional("EXPORT_GRACE_SECONDS") {
+            None => 300,
+            Some(text) => {
+                text.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 60)
+                    .ok_or(ConfigError::Invalid {
+                        name: "EXPORT_GRACE_SECONDS",
+                        expected: "seconds, at least 60",
+                    })?
+            }
+        };
+        Ok(Self {
+            keys_table: env.required("KEYS_TABLE")?,
+            exports_table: env.required("EXPORTS_TABLE")?,
+            bucket: env.required("EXPORT_BUCKET")?,
+            signing_key_id: env.required("SIGNING_KEY_ID")?,
+            verification_key_id: env.required("VERIFICATION_KEY_ID")?,
+            verification_key_version: env.required("VERIFICATION_KEY_VERSION")?,
+            settings: crate::export_run::ExportSettings {
+                regions: regions(env)?,
+                min_keys_per_release: count("MIN_KEYS_PER_RELEASE", 1000)?,
+                max_keys_per_file: count("MAX_KEYS_PER_FILE", 250_000)?,
+                base_url: env
+                    .required("EXPORT_BASE_URL")?
+                    .trim_end_matches('/')
+                    .to_owned(),
+                grace_seconds,
+            },
+        })
+    }
+}
+
+/// `SUPPORTED_REGIONS` (default `440`), split as the app splits its own list.
+fn regions<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Vec<String>, ConfigError> {
+    let regions: Vec<String> = env
+        .optional("SUPPORTED_REGIONS")
+        .unwrap_or_else(|| "440".to_owned())
+        .split([',', ';', ':'])
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty())
+        .collect();
+    if regions.is_empty() {
+        return Err(ConfigError::Invalid {
+            name: "SUPPORTED_REGIONS",
+            expected: "a comma-separated list of regions, e.g. 440",
+        });
+    }
+    Ok(regions)
 }
 
 #[cfg(test)]
@@ -302,6 +384,17 @@ mod tests {
         assert_eq!(
             asked(VERIFIER, |env| VerifierConfig::from_env(env).is_ok()),
             listed(VerifierConfig::DECLARED, VerifierConfig::OPTIONAL)
+        );
+        let exporter: Vec<(&str, &str)> = PublishExportsConfig::DECLARED
+            .iter()
+            .map(|n| (*n, "1"))
+            .collect();
+        assert_eq!(
+            asked(&exporter, |env| PublishExportsConfig::from_env(env).is_ok()),
+            listed(
+                PublishExportsConfig::DECLARED,
+                PublishExportsConfig::OPTIONAL
+            )
         );
     }
 

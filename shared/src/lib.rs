@@ -6,6 +6,7 @@
 pub mod adapters;
 pub mod config;
 pub mod domain;
+pub mod export_run;
 pub mod http;
 pub mod ports;
 pub mod request;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use e2e::workspace_root;
 use serde_json::Value;
 use shared::adapters::attestation::AttestationConfig;
-use shared::config::{SubmitKeysConfig, VerifierConfig};
+use shared::config::{PublishExportsConfig, SubmitKeysConfig, VerifierConfig};
 
 /// The attestation switches the deployment sets for `submit-keys` (the rest of
 /// `AttestationConfig::VARIABLES` are secrets an operator adds when switching iOS on).
@@ -89,6 +89,7 @@ fn every_function_is_given_exactly_the_variables_its_configuration_reads() {
         ("submit-keys", &submit_keys),
         ("verify-processing-number", VerifierConfig::DECLARED),
         ("register", &[]),
+        ("publish-exports", PublishExportsConfig::DECLARED),
     ];
     assert_eq!(
         configurations.len(),

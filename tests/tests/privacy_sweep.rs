@@ -6,18 +6,28 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use e2e::{ATTESTATION_MARKER, KEYS_TABLE_ATTRIBUTES, PROCESSING_NUMBERS, Stack};
 use regex::Regex;
+use std::sync::LazyLock;
 
-fn ipv4() -> Regex {
-    Regex::new(r"\b(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\b").expect("regex")
+fn ipv4() -> &'static Regex {
+    static PATTERN: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\b(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\b")
+            .expect("regex")
+    });
+    &PATTERN
 }
 
-fn ipv6() -> Regex {
-    Regex::new(r"(?i)\b([0-9a-f]{1,4}:){3,7}[0-9a-f]{0,4}\b|::1\b|::ffff:").expect("regex")
+fn ipv6() -> &'static Regex {
+    static PATTERN: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)\b([0-9a-f]{1,4}:){3,7}[0-9a-f]{0,4}\b|::1\b|::ffff:").expect("regex")
+    });
+    &PATTERN
 }
 
 /// Base64 of 16 bytes: what a TEK looks like on the wire.
-fn key_material() -> Regex {
-    Regex::new(r"[A-Za-z0-9+/]{21}[AQgw]==").expect("regex")
+fn key_material() -> &'static Regex {
+    static PATTERN: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/]{21}[AQgw]==").expect("regex"));
+    &PATTERN
 }
 
 /// What a line or value must never contain; returns the first thing found.

@@ -9,8 +9,12 @@ pub mod hersys;
 pub mod kms_mac;
 pub mod kms_signer;
 pub mod lambda_verifier;
+pub mod local_signer;
 pub mod s3_bucket;
 pub mod safetynet;
+
+pub use aws_config::SdkConfig;
+pub use aws_sdk_dynamodb::Client as DynamoDbClient;
 
 /// Loads the AWS configuration from the environment (Lambda's, or the local stack's
 /// `AWS_ENDPOINT_URL_*` variables), once, at cold start.

@@ -1,0 +1,721 @@
+//! Writing one export file: `export.bin`, its signature, and the zip.
+
+use std::fmt;
+
+use prost::Message as _;
+
+use super::{
+    DEFAULT_ROLLING_PERIOD, EXPORT_BIN_NAME, EXPORT_SIG_NAME, ExportHeader, ExportKey, HEADER,
+    SignatureInfo, deflate, parallel, proto, zip,
+};
+use crate::domain::exposure_key::{KEY_LENGTH, MAX_ROLLING_PERIOD};
+use crate::ports::{ExportSigner, SignError};
+
+/// Field number of `TemporaryExposureKeyExport.keys`.
+const KEYS_FIELD: u32 = 7;
+/// Every file is batch 1 of 1: since 2020-11 the file is the unit of atomicity, and iOS never
+/// supported anything else (google-en-server.md §1.6).
+const BATCH_NUM: i32 = 1;
+const BATCH_SIZE: i32 = 1;
+/// Readers reject higher transmission risks (google-en-server.md §1.4).
+const MAX_TRANSMISSION_RISK: u8 = 8;
+
+/// Why a file could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A key that readers would reject; `index` is its position in the caller's slice.
+    #[error("key {index} cannot be exported: {reason}")]
+    InvalidKey { index: usize, reason: &'static str },
+    /// A key id or version outside `[a-zA-Z0-9_]`, which phones do not accept.
+    #[error("signature info {field} must match [a-zA-Z0-9_]")]
+    InvalidSignatureInfo { field: &'static str },
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    #[error("export compression failed: {0}")]
+    Compression(String),
+    /// Over 4 GiB: beyond a zip without zip64 (and far beyond any sane file).
+    #[error("export too large for a zip without zip64")]
+    TooLarge,
+    /// A worker thread could not run, or an internal length check failed: a bug, not bad input.
+    #[error("internal error while building the export")]
+    Internal,
+}
+
+/// A signed export file, ready to upload.
+pub struct BuiltExport {
+    /// The zip: `export.bin` then `export.sig`, both deflated.
+    pub zip: Vec<u8>,
+    pub key_count: usize,
+    /// Length of `export.bin` (header included).
+    pub export_bin_len: usize,
+    /// SHA-256 of `export.bin`, as signed.
+    pub digest: [u8; 32],
+    /// The DER ECDSA signature in `export.sig`.
+    pub signature: Vec<u8>,
+}
+
+/// Shows sizes only: the zip holds key material.
+impl fmt::Debug for BuiltExport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BuiltExport")
+            .field("zip_len", &self.zip.len())
+            .field("key_count", &self.key_count)
+            .field("export_bin_len", &self.export_bin_len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds one signed export file from `keys` (which it sorts in place by key bytes).
+///
+/// Steps: [`encode_export_bin`]; deflate `export.bin` while hashing it (SHA-256), on two cores
+/// when there are two; sign the digest through `signer` (KMS `Sign` with `MessageType=DIGEST` in
+/// production: the key never leaves KMS, and KMS never sees the keys); [`encode_export_sig`]; the
+/// zip. Pad and split the release first ([`pad_release`](super::pad_release),
+/// [`split_release`](super::split_release)).
+pub async fn build_export<S>(
+    header: &ExportHeader,
+    keys: &mut [ExportKey],
+    signer: &S,
+) -> Result<BuiltExport, BuildError>
+where
+    S: ExportSigner + ?Sized,
+{
+    let bin = encode_export_bin(header, keys)?;
+    let export_bin_len = bin.len();
+    // The compressed export.bin is written after room for its zip header, so the zip is built
+    // around it without copying 20 MB.
+    let (bin_entry, digest) =
+        deflate::deflate_with_digest(&bin, zip::local_header_len(EXPORT_BIN_NAME))
+            .map_err(|e| BuildError::Compression(e.to_string()))?;
+    drop(bin);
+    let signature = signer.sign_digest(&digest).await?;
+    let sig = encode_export_sig(&header.signature_info, &signature);
+    let sig_entry =
+        deflate::deflate(&sig, 0).map_err(|e| BuildError::Compression(e.to_string()))?;
+    let zip = zip::write_zip(
+        (EXPORT_BIN_NAME, bin_entry),
+        &[(EXPORT_SIG_NAME, &sig_entry)],
+    )
+    .ok_or(BuildError::TooLarge)?;
+    Ok(BuiltExport {
+        zip,
+        key_count: keys.len(),
+        export_bin_len,
+        digest,
+        signature,
+    })
+}
+
+/// `export.bin`: [`HEADER`] + `TemporaryExposureKeyExport` (region, window, batch 1 of 1, the
+/// signature info, the keys). Sorts `keys` by key bytes first, "to scramble keys to ensure no
+/// associations" (google-en-server.md §1.7); ties (the same key twice) are ordered by metadata,
+/// so the output depends only on the set of keys.
+///
+/// Per key: `key_data`, `transmission_risk_level` and `rolling_start_interval_number` always;
+/// `rolling_period` only when not 144 (the proto default); `report_type` and
+/// `days_since_onset_of_symptoms` only when known. `revised_keys` stays empty.
+///
+/// The bytes are exactly prost's encoding of the whole message (fields in number order, field 8
+/// empty): fields 1..=6 by prost, then each key as field 7 by [`write_key`], which a test holds
+/// byte for byte to prost. A large slice is sorted and written on two threads: keys below and
+/// above 0x80 in their first byte go to separate halves of the output, whose lengths are known
+/// before either is sorted.
+pub fn encode_export_bin(
+    header: &ExportHeader,
+    keys: &mut [ExportKey],
+) -> Result<Vec<u8>, BuildError> {
+    let t0 = std::time::Instant::now();
+    check_signature_info(&header.signature_info)?;
+    for (index, key) in keys.iter().enumerate() {
+        check_key(key).map_err(|reason| BuildError::InvalidKey { index, reason })?;
+    }
+    let head = proto::TemporaryExposureKeyExport {
+        start_timestamp: Some(header.start_timestamp),
+        end_timestamp: Some(header.end_timestamp),
+        region: Some(header.region.clone()),
+        batch_num: Some(BATCH_NUM),
+        batch_size: Some(BATCH_SIZE),
+        signature_infos: vec![header.signature_info.to_proto()],
+        keys: Vec::new(),
+        revised_keys: Vec::new(),
+    };
+    let head_len = HEADER.len() + head.encoded_len();
+    let parallel = keys.len() >= PARALLEL_MIN_KEYS && parallel::two_cores();
+    let split = if parallel {
+        partition_by_first_bit(keys)
+    } else {
+        keys.len()
+    };
+    let t1 = t0.elapsed();
+    let (low, high) = keys.split_at_mut(split);
+    let low_len: usize = low.iter().map(encoded_key_len).sum();
+    let high_len: usize = high.iter().map(encoded_key_len).sum();
+    let t2 = t0.elapsed();
+
+    let mut bin = vec![0; head_len + low_len + high_len];
+    let (head_out, keys_out) = bin.split_at_mut(head_len);
+    let (magic, mut fields) = head_out.split_at_mut(HEADER.len());
+    magic.copy_from_slice(HEADER);
+    head.encode(&mut fields).map_err(|_| BuildError::Internal)?;
+    let (low_out, high_out) = keys_out.split_at_mut(low_len);
+    let written = if parallel {
+        let (low_done, high_done) = parallel::join(
+            || sort_and_write(low, low_out),
+            || sort_and_write(high, high_out),
+        )
+        .map_err(|_| BuildError::Internal)?;
+        low_done && high_done
+    } else {
+        sort_and_write(low, low_out)
+    };
+    if !written {
+        return Err(BuildError::Internal);
+    }
+    eprintln!("check+partition {:?} lens {:?} sort+write {:?}", t1, t2 - t1, t0.elapsed() - t2);
+    Ok(bin)
+}
+
+/// `export.sig`: a `TEKSignatureList` with one `TEKSignature` (the same signature info as in
+/// `export.bin`, batch 1 of 1, the DER signature).
+pub fn encode_export_sig(info: &SignatureInfo, signature: &[u8]) -> Vec<u8> {
+    proto::TekSignatureList {
+        signatures: vec![proto::TekSignature {
+            signature_info: Some(info.to_proto()),
+            batch_num: Some(BATCH_NUM),
+            batch_size: Some(BATCH_SIZE),
+            signature: Some(signature.to_vec()),
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Below this many keys one thread sorts and writes them all.
+const PARALLEL_MIN_KEYS: usize = 1 << 16;
+
+/// Orders keys by their bytes (`bytes.Compare` on the 16 bytes, as the reference server does),
+/// on two threads for large slices (see [`encode_export_bin`]).
+pub(super) fn sort_keys(keys: &mut [ExportKey]) {
+    if keys.len() < PARALLEL_MIN_KEYS || !parallel::two_cores() {
+        sort_slice(keys);
+        return;
+    }
+    let split = partition_by_first_bit(keys);
+    let (low, high) = keys.split_at_mut(split);
+    if parallel::join(|| sort_slice(low), || sort_slice(high)).is_err() {
+        sort_slice(keys);
+    }
+}
+
+/// Sorts `keys`, then writes them one after the other into `out`; false unless they fill it
+/// exactly (which [`encoded_key_len`] guarantees).
+fn sort_and_write(keys: &mut [ExportKey], out: &mut [u8]) -> bool {
+    let t = std::time::Instant::now();
+    sort_slice(keys);
+    let sorted = t.elapsed();
+    let r = write_all(keys, out);
+    eprintln!("  thread: sort {:?} write {:?}", sorted, t.elapsed() - sorted);
+    r
+}
+fn write_all(keys: &mut [ExportKey], out: &mut [u8]) -> bool {
+    let mut position = 0;
+    for key in keys.iter() {
+        match out.get_mut(position..) {
+            Some(rest) => match write_key(rest, key) {
+                Some(len) => position += len,
+                None => return false,
+            },
+            None => return false,
+        }
+    }
+    position == out.len()
+}
+
+/// Sorts by the key bytes alone (compared as one big-endian integer, which orders like the
+/// bytes), then orders any run of equal keys by metadata: the same total order as comparing
+/// both at once, at two thirds of the cost.
+fn sort_slice(keys: &mut [ExportKey]) {
+    keys.sort_unstable_by_key(key_number);
+    let mut start = 0;
+    while start < keys.len() {
+        let number = keys.get(start).map(key_number);
+        let run = keys
+            .get(start..)
+            .map_or(0, |rest| {
+                rest.iter()
+                    .take_while(|key| Some(key_number(key)) == number)
+                    .count()
+            })
+            .max(1);
+        if run > 1
+            && let Some(equal) = keys.get_mut(start..start + run)
+        {
+            equal.sort_unstable_by_key(metadata);
+        }
+        start += run;
+    }
+}
+
+fn key_number(key: &ExportKey) -> u128 {
+    u128::from_be_bytes(*key.key_data.as_bytes())
+}
+
+fn metadata(key: &ExportKey) -> (u32, u32, u8, Option<u8>, Option<i32>) {
+    (
+        key.rolling_start_number,
+        key.rolling_period,
+        key.transmission_risk,
+        key.report_type.map(|report_type| report_type.value()),
+        key.days_since_onset,
+    )
+}
+
+/// Moves keys whose first byte is below 0x80 to the front; returns how many there are. Keys are
+/// random, so the halves are even; skewed keys only lose the speed-up.
+fn partition_by_first_bit(keys: &mut [ExportKey]) -> usize {
+    let high = |key: &ExportKey| key.key_data.as_bytes()[0] >= 0x80;
+    let (mut front, mut back) = (0, keys.len());
+    loop {
+        while front < back && !high(&keys[front]) {
+            front += 1;
+        }
+        while front < back && high(&keys[back - 1]) {
+            back -= 1;
+        }
+        if front >= back {
+            return front;
+        }
+        keys.swap(front, back - 1);
+        front += 1;
+        back -= 1;
+    }
+}
+
+/// Longest encoded key: tag and length 2, key_data 18, transmission risk 2, rolling start 6,
+/// rolling period 3, report type 2, days since onset 6 (typically 31 in all).
+const MAX_KEY_LEN: usize = 39;
+
+/// Length of [`write_key`]'s output for `key`.
+fn encoded_key_len(key: &ExportKey) -> usize {
+    let mut len = 2 + 2 + KEY_LENGTH;
+    len += 1 + varint_len(u64::from(key.transmission_risk));
+    len += 1 + varint_len(u64::from(key.rolling_start_number));
+    if key.rolling_period != DEFAULT_ROLLING_PERIOD {
+        len += 1 + varint_len(u64::from(key.rolling_period));
+    }
+    if let Some(report_type) = key.report_type {
+        len += 1 + varint_len(u64::from(report_type.value()));
+    }
+    if let Some(days) = key.days_since_onset {
+        len += 1 + varint_len(zigzag(days));
+    }
+    len
+}
+
+/// Writes `key` as field 7 (`keys`) of a `TemporaryExposureKeyExport` at the start of `out`, as
+/// prost would (see [`to_proto_key`]), without building a message: a million keys take a few
+/// milliseconds instead of tens (SPEC §7's 10x budget is about 170 ms here). Returns the length
+/// written, or `None` when `out` is too short. `key` must have passed [`check_key`].
+fn write_key(out: &mut [u8], key: &ExportKey) -> Option<usize> {
+    let mut buf = [0u8; MAX_KEY_LEN];
+    let mut len = 2; // the field 7 tag and the message length, set last
+    let mut put = |byte: u8| {
+        if let Some(slot) = buf.get_mut(len) {
+            *slot = byte;
+            len += 1;
+        }
+    };
+    put(0x0A); // 1: key_data, length-delimited
+    put(KEY_LENGTH as u8);
+    for byte in key.key_data.as_bytes() {
+        put(*byte);
+    }
+    put(0x10); // 2: transmission_risk_level, varint
+    put_varint(&mut put, u64::from(key.transmission_risk));
+    put(0x18); // 3: rolling_start_interval_number, varint
+    put_varint(&mut put, u64::from(key.rolling_start_number));
+    if key.rolling_period != DEFAULT_ROLLING_PERIOD {
+        put(0x20); // 4: rolling_period, varint
+        put_varint(&mut put, u64::from(key.rolling_period));
+    }
+    if let Some(report_type) = key.report_type {
+        put(0x28); // 5: report_type, varint
+        put_varint(&mut put, u64::from(report_type.value()));
+    }
+    if let Some(days) = key.days_since_onset {
+        put(0x30); // 6: days_since_onset_of_symptoms, sint32 (zig-zag varint)
+        put_varint(&mut put, zigzag(days));
+    }
+    // Field 7, length-delimited; the message is at most 37 bytes, a one-byte varint.
+    buf[0] = (KEYS_FIELD << 3 | 2) as u8;
+    buf[1] = u8::try_from(len - 2).ok().filter(|len| *len < 0x80)?;
+    out.get_mut(..len)?.copy_from_slice(buf.get(..len)?);
+    Some(len)
+}
+
+fn put_varint(put: &mut impl FnMut(u8), mut value: u64) {
+    while value >= 0x80 {
+        put((value as u8 & 0x7F) | 0x80);
+        value >>= 7;
+    }
+    put(value as u8);
+}
+
+fn varint_len(value: u64) -> usize {
+    // One byte per started group of 7 bits, at least one.
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// sint32's zig-zag mapping: 0, -1, 1, -2 ... → 0, 1, 2, 3 ...
+fn zigzag(value: i32) -> u64 {
+    u64::from(((value << 1) ^ (value >> 31)) as u32)
+}
+
+fn check_key(key: &ExportKey) -> Result<(), &'static str> {
+    if i32::try_from(key.rolling_start_number).is_err() {
+        return Err("rolling start number beyond int32");
+    }
+    if !(1..=MAX_ROLLING_PERIOD).contains(&key.rolling_period) {
+        return Err("rolling period outside 1..=144");
+    }
+    if key.transmission_risk > MAX_TRANSMISSION_RISK {
+        return Err("transmission risk above 8");
+    }
+    Ok(())
+}
+
+fn check_signature_info(info: &SignatureInfo) -> Result<(), BuildError> {
+    let allowed = |text: &str| {
+        text.bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
+    };
+    if !allowed(&info.verification_key_id) {
+        return Err(BuildError::InvalidSignatureInfo {
+            field: "verification_key_id",
+        });
+    }
+    if !allowed(&info.verification_key_version) {
+        return Err(BuildError::InvalidSignatureInfo {
+            field: "verification_key_version",
+        });
+    }
+    Ok(())
+}
+
+/// The generated message of `key` (checked by [`check_key`]): what [`write_key`] must encode.
+#[cfg(test)]
+#[allow(deprecated)] // transmission_risk_level: deprecated in GAEN v1.5, still written
+fn to_proto_key(key: &ExportKey) -> proto::TemporaryExposureKey {
+    let mut message = proto::TemporaryExposureKey {
+        key_data: Some(key.key_data.as_bytes().to_vec()),
+        ..Default::default()
+    };
+    message.transmission_risk_level = Some(i32::from(key.transmission_risk));
+    message.rolling_start_interval_number =
+        Some(i32::try_from(key.rolling_start_number).unwrap_or(i32::MAX));
+    message.rolling_period = (key.rolling_period != DEFAULT_ROLLING_PERIOD)
+        .then(|| i32::try_from(key.rolling_period).unwrap_or(i32::MAX));
+    message.report_type = key
+        .report_type
+        .map(|report_type| i32::from(report_type.value()));
+    message.days_since_onset_of_symptoms = key.days_since_onset;
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::exposure_key::{KeyData, ReportType};
+
+    fn key(byte: u8, rolling_period: u32) -> ExportKey {
+        ExportKey {
+            key_data: KeyData::new([byte; 16]),
+            rolling_start_number: 2_733_120,
+            rolling_period,
+            transmission_risk: 4,
+            report_type: Some(ReportType::CONFIRMED_TEST),
+            days_since_onset: Some(-3),
+        }
+    }
+
+    fn header() -> ExportHeader {
+        ExportHeader {
+            region: "440".into(),
+            start_timestamp: 1_600_000_000,
+            end_timestamp: 1_600_086_400,
+            signature_info: SignatureInfo::ecdsa_p256_sha256("440", "v1"),
+        }
+    }
+
+    #[test]
+    fn export_bin_is_the_header_then_exactly_what_prost_encodes() {
+        let mut keys = vec![
+            key(9, 144),
+            key(3, 72),
+            ExportKey {
+                report_type: None,
+                days_since_onset: None,
+                ..key(200, 1)
+            },
+            ExportKey {
+                days_since_onset: Some(i32::MIN),
+                rolling_start_number: i32::MAX as u32,
+                ..key(0, 144)
+            },
+        ];
+        let bin = encode_export_bin(&header(), &mut keys).expect("encodes");
+        assert_eq!(&bin[..16], HEADER);
+
+        let expected = proto::TemporaryExposureKeyExport {
+            start_timestamp: Some(1_600_000_000),
+            end_timestamp: Some(1_600_086_400),
+            region: Some("440".into()),
+            batch_num: Some(1),
+            batch_size: Some(1),
+            signature_infos: vec![header().signature_info.to_proto()],
+            keys: keys.iter().map(to_proto_key).collect(),
+            revised_keys: Vec::new(),
+        };
+        assert_eq!(&bin[16..], expected.encode_to_vec().as_slice());
+        let first = [0u8, 3, 9, 200];
+        for (key, byte) in keys.iter().zip(first) {
+            assert_eq!(key.key_data.as_bytes()[0], byte, "sorted by key bytes");
+        }
+    }
+
+    #[test]
+    fn every_key_encodes_byte_for_byte_as_prost_does() {
+        let rng = ring::rand::SystemRandom::new();
+        let mut random = [0u8; 16];
+        let starts = [0, 1, 127, 128, 16_383, 16_384, 2_733_120, i32::MAX as u32];
+        let periods = [1, 2, 127, 128, 143, 144];
+        let reports = [None, Some(0), Some(1), Some(5)];
+        let onsets = [
+            None,
+            Some(0),
+            Some(-1),
+            Some(63),
+            Some(-64),
+            Some(14),
+            Some(i32::MIN),
+            Some(i32::MAX),
+        ];
+        let mut checked = 0;
+        for start in starts {
+            for period in periods {
+                for risk in [0, 1, 4, 8] {
+                    for report in reports {
+                        for days in onsets {
+                            ring::rand::SecureRandom::fill(&rng, &mut random).expect("random");
+                            let key = ExportKey {
+                                key_data: KeyData::new(random),
+                                rolling_start_number: start,
+                                rolling_period: period,
+                                transmission_risk: risk,
+                                report_type: report.and_then(ReportType::new),
+                                days_since_onset: days,
+                            };
+                            let mut ours = vec![0; MAX_KEY_LEN];
+                            let len = write_key(&mut ours, &key).expect("fits");
+                            ours.truncate(len);
+                            assert_eq!(len, encoded_key_len(&key));
+                            let mut theirs = Vec::new();
+                            prost::encoding::message::encode(7, &to_proto_key(&key), &mut theirs);
+                            assert_eq!(ours, theirs, "{key:?}");
+                            assert!(ours.len() <= MAX_KEY_LEN);
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 8 * 6 * 4 * 4 * 8);
+    }
+
+    #[test]
+    fn large_slices_sort_on_two_threads_to_the_same_order() {
+        let rng = ring::rand::SystemRandom::new();
+        let mut random = vec![0u8; 200_000 * 16];
+        ring::rand::SecureRandom::fill(&rng, &mut random).expect("random");
+        let mut keys: Vec<ExportKey> = random
+            .chunks_exact(16)
+            .map(|bytes| {
+                let mut data = [0; 16];
+                data.copy_from_slice(bytes);
+                ExportKey {
+                    key_data: KeyData::new(data),
+                    ..key(0, 144)
+                }
+            })
+            .collect();
+        // A skewed slice too: every key in the lower half.
+        let mut skewed = keys.clone();
+        for key in &mut skewed {
+            let mut data = *key.key_data.as_bytes();
+            data[0] &= 0x7F;
+            key.key_data = KeyData::new(data);
+        }
+        for keys in [&mut keys, &mut skewed] {
+            let mut expected = keys.clone();
+            expected.sort_by_key(|key| key.key_data);
+            sort_keys(keys);
+            assert!(*keys == expected);
+        }
+    }
+
+    /// Random keys with varied metadata, as many as asked.
+    fn random_keys(count: usize) -> Vec<ExportKey> {
+        let mut random = vec![0u8; count * 18];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random)
+            .expect("random");
+        random
+            .chunks_exact(18)
+            .map(|draw| {
+                let mut data = [0; 16];
+                data.copy_from_slice(&draw[..16]);
+                ExportKey {
+                    key_data: KeyData::new(data),
+                    rolling_start_number: 2_944_512 + 144 * u32::from(draw[16] % 14),
+                    rolling_period: if draw[17] < 200 {
+                        144
+                    } else {
+                        1 + u32::from(draw[17] % 144)
+                    },
+                    transmission_risk: draw[17] % 9,
+                    report_type: ReportType::new(u32::from(draw[16] % 7)),
+                    days_since_onset: (draw[17] % 5 != 0).then(|| i32::from(draw[17] % 28) - 14),
+                }
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn built_exports_read_back_verify_and_equal_prost_encoding() {
+        let signer = crate::adapters::local_signer::LocalSigner::generate().expect("key");
+        // Small (one thread) and large (two threads for sorting, writing and deflating).
+        for count in [0, 1, 3, 200_000] {
+            let mut keys = random_keys(count);
+            let built = build_export(&header(), &mut keys, &signer)
+                .await
+                .expect("builds");
+            assert_eq!(built.key_count, count);
+            let parsed = super::super::parse_export_zip(&built.zip).expect("reads back");
+            assert_eq!(parsed.export_bin.len(), built.export_bin_len);
+            assert!(parsed.verify(signer.public_key()).is_ok());
+            assert!(
+                signer
+                    .public_key()
+                    .verify_digest(&built.digest, &built.signature)
+            );
+
+            let mut expected_order = keys.clone();
+            expected_order.sort_by_key(|key| key.key_data);
+            assert!(keys == expected_order, "the caller's keys end up sorted");
+            assert!(
+                parsed.contents.keys == keys,
+                "every key, in order, as stored"
+            );
+            let whole = proto::TemporaryExposureKeyExport {
+                start_timestamp: Some(header().start_timestamp),
+                end_timestamp: Some(header().end_timestamp),
+                region: Some(header().region),
+                batch_num: Some(1),
+                batch_size: Some(1),
+                signature_infos: vec![header().signature_info.to_proto()],
+                keys: keys.iter().map(to_proto_key).collect(),
+                revised_keys: Vec::new(),
+            };
+            assert!(
+                parsed.export_bin[16..] == whole.encode_to_vec()[..],
+                "as prost encodes it"
+            );
+        }
+    }
+
+    #[test]
+    fn period_144_is_omitted_and_unknown_metadata_is_absent() {
+        let full_day = to_proto_key(&key(1, 144));
+        assert_eq!(full_day.rolling_period, None);
+        assert_eq!(full_day.rolling_period(), 144);
+        let partial = to_proto_key(&key(1, 72));
+        assert_eq!(partial.rolling_period, Some(72));
+        let unknown = to_proto_key(&ExportKey {
+            report_type: None,
+            days_since_onset: None,
+            ..key(1, 144)
+        });
+        assert_eq!(unknown.report_type, None);
+        assert_eq!(unknown.days_since_onset_of_symptoms, None);
+        #[allow(deprecated)]
+        let risk = unknown.transmission_risk_level;
+        assert_eq!(risk, Some(4));
+        assert_eq!(unknown.rolling_start_interval_number, Some(2_733_120));
+    }
+
+    #[test]
+    fn sorting_compares_bytes_lexicographically_and_is_total() {
+        let mut low = [0xFFu8; 16];
+        low[0] = 0x01;
+        let mut high = [0u8; 16];
+        high[0] = 0x02;
+        let mut keys = vec![
+            ExportKey {
+                key_data: KeyData::new(high),
+                ..key(0, 144)
+            },
+            ExportKey {
+                rolling_start_number: 5,
+                key_data: KeyData::new(low),
+                ..key(0, 144)
+            },
+            ExportKey {
+                rolling_start_number: 4,
+                key_data: KeyData::new(low),
+                ..key(0, 144)
+            },
+        ];
+        sort_keys(&mut keys);
+        assert_eq!(keys[0].key_data.as_bytes(), &low);
+        assert_eq!(keys[0].rolling_start_number, 4);
+        assert_eq!(keys[1].rolling_start_number, 5);
+        assert_eq!(keys[2].key_data.as_bytes(), &high);
+    }
+
+    #[test]
+    fn keys_readers_would_reject_are_refused_with_their_index() {
+        let mut keys = vec![key(1, 144), key(2, 0)];
+        match encode_export_bin(&header(), &mut keys) {
+            Err(BuildError::InvalidKey { index: 1, .. }) => {}
+            other => panic!("expected InvalidKey at 1, got {other:?}"),
+        }
+        let mut keys = vec![ExportKey {
+            transmission_risk: 9,
+            ..key(1, 144)
+        }];
+        assert!(encode_export_bin(&header(), &mut keys).is_err());
+        let mut keys = vec![ExportKey {
+            rolling_start_number: u32::MAX,
+            ..key(1, 144)
+        }];
+        assert!(encode_export_bin(&header(), &mut keys).is_err());
+        let mut bad = header();
+        bad.signature_info.verification_key_id = "44 0".into();
+        assert!(matches!(
+            encode_export_bin(&bad, &mut []),
+            Err(BuildError::InvalidSignatureInfo { .. })
+        ));
+    }
+
+    #[test]
+    fn export_sig_holds_one_signature_for_batch_one_of_one() {
+        let sig = encode_export_sig(&header().signature_info, &[0x30, 0x02, 0x01, 0x00]);
+        let list = proto::TekSignatureList::decode(sig.as_slice()).expect("decodes");
+        assert_eq!(list.signatures.len(), 1);
+        let one = &list.signatures[0];
+        assert_eq!((one.batch_num(), one.batch_size()), (1, 1));
+        assert_eq!(one.signature(), &[0x30, 0x02, 0x01, 0x00]);
+        assert_eq!(
+            one.signature_info.as_ref().map(SignatureInfo::from_proto),
+            Some(header().signature_info)
+        );
+    }
+}

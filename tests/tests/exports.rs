@@ -1,0 +1,473 @@
+//! The exporter end to end against the local stack's DynamoDB Local, moto S3 and KMS, with the
+//! production adapters; runs in process so a test can choose the clock and stop a run where a
+//! crash would.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use e2e::*;
+use shared::adapters::dynamo_exports::{DynamoExportLedger, DynamoReleasedKeys};
+use shared::adapters::kms_signer::KmsSigner;
+use shared::adapters::s3_bucket::S3ExportBucket;
+use shared::domain::export::parse_export_zip;
+use shared::domain::exposure_key::release_partition;
+use shared::export_run::{
+    Checkpoint, ExportError, ExportSettings, PublishExports, SignedExportFiles, never,
+};
+use time::{Duration, OffsetDateTime};
+
+type Exporter = PublishExports<
+    DynamoReleasedKeys,
+    DynamoExportLedger,
+    S3ExportBucket,
+    SignedExportFiles<KmsSigner>,
+>;
+
+/// Counts the DynamoDB requests a client sends.
+#[derive(Debug, Clone, Default)]
+struct CountRequests(Arc<AtomicUsize>);
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _config: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn s3(stack: &Stack) -> aws_sdk_s3::Client {
+    let env = |name: &str| stack.environment(name);
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(env("AWS_REGION")))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            env("AWS_ACCESS_KEY_ID"),
+            env("AWS_SECRET_ACCESS_KEY"),
+            None,
+            None,
+            "test",
+        ))
+        .endpoint_url(env("AWS_ENDPOINT_URL_S3"))
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+async fn exporter(
+    stack: &Stack,
+    regions: Vec<String>,
+    max_keys_per_file: usize,
+    counter: Option<CountRequests>,
+) -> Exporter {
+    let mut dynamodb_config = stack.dynamodb.config().to_builder();
+    if let Some(counter) = counter {
+        dynamodb_config = dynamodb_config.interceptor(counter);
+    }
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb_config.build());
+    let signer = KmsSigner::new(stack.kms.clone(), stack.resource("kms:export-signing"));
+    let public_key = signer.public_key().await.expect("public key");
+    PublishExports {
+        source: DynamoReleasedKeys::new(dynamodb.clone(), stack.keys_table()),
+        ledger: DynamoExportLedger::new(dynamodb, stack.resource("table:exports")),
+        bucket: S3ExportBucket::new(s3(stack), stack.resource("bucket:exports")),
+        files: SignedExportFiles {
+            signer,
+            public_key,
+            verification_key_id: "440".into(),
+            verification_key_version: "v1".into(),
+            min_keys: 1000,
+        },
+        settings: ExportSettings {
+            regions,
+            min_keys_per_release: 1000,
+            max_keys_per_file,
+            base_url: stack.environment("EXPORT_BASE_URL"),
+            grace_seconds: 60,
+        },
+    }
+}
+
+fn hour_floor(t: OffsetDateTime) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(t.unix_timestamp() / 3600 * 3600).expect("time")
+}
+
+async fn get(url: &str) -> (u16, Vec<u8>) {
+    let response = reqwest::get(url).await.expect("HTTP GET");
+    let status = response.status().as_u16();
+    (status, response.bytes().await.expect("body").to_vec())
+}
+
+/// The key bytes of every key in every file list.json lists for `region`, with the file.
+async fn published_keys(
+    stack: &Stack,
+    region: &str,
+) -> (Vec<serde_json::Value>, BTreeMap<Vec<u8>, Vec<String>>) {
+    let base = stack.environment("EXPORT_BASE_URL");
+    let (status, body) = get(&format!("{base}/c19r/{region}/list.json")).await;
+    assert_eq!(status, 200);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&body).expect("list.json is JSON");
+    let mut keys: BTreeMap<Vec<u8>, Vec<String>> = BTreeMap::new();
+    for entry in &list {
+        let url = entry["url"].as_str().expect("url");
+        let (status, zip) = get(url).await;
+        assert_eq!(status, 200, "{url}");
+        let export = parse_export_zip(&zip).expect("a GAEN export");
+        for key in &export.contents.keys {
+            keys.entry(key.key_data.as_bytes().to_vec())
+                .or_default()
+                .push(url.to_owned());
+        }
+    }
+    (list, keys)
+}
+
+/// Writes keys straight into the keys table, as submissions before `release` would have.
+async fn put_released_keys(
+    stack: &Stack,
+    region: &str,
+    release: OffsetDateTime,
+    count: usize,
+) -> Vec<Vec<u8>> {
+    let rsn = rolling_start_number(release.date() - Duration::days(2));
+    let mut written = Vec::with_capacity(count);
+    let mut requests = Vec::new();
+    for _ in 0..count {
+        let key = random_bytes(16);
+        let item: HashMap<String, AttributeValue> = [
+            ("pk", AttributeValue::S(format!("{region}#{}", random_id()))),
+            (
+                "release",
+                AttributeValue::S(release_partition(region, release.unix_timestamp())),
+            ),
+            ("key_data", AttributeValue::B(Blob::new(key.clone()))),
+            ("rolling_start_number", AttributeValue::N(rsn.to_string())),
+            ("rolling_period", AttributeValue::N("144".into())),
+            ("transmission_risk", AttributeValue::N("4".into())),
+            ("report_type", AttributeValue::N("1".into())),
+            ("days_since_onset", AttributeValue::N("2".into())),
+            (
+                "release_at",
+                AttributeValue::N(release.unix_timestamp().to_string()),
+            ),
+            (
+                "expires_at",
+                AttributeValue::N((i64::from(rsn) * 600 + 15 * 86_400).to_string()),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        requests.push(
+            WriteRequest::builder()
+                .put_request(
+                    PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .expect("put"),
+                )
+                .build(),
+        );
+        written.push(key);
+    }
+    for chunk in requests.chunks(25) {
+        let output = stack
+            .dynamodb
+            .batch_write_item()
+            .request_items(stack.keys_table(), chunk.to_vec())
+            .send()
+            .await
+            .expect("batch write");
+        assert!(output.unprocessed_items.unwrap_or_default().is_empty());
+    }
+    written
+}
+
+fn test_region() -> String {
+    format!("9{}", &random_id()[..6])
+}
+
+#[tokio::test]
+async fn submitted_keys_are_published_signed_and_still_valid_ones_wait_for_their_hour() {
+    let stack = Stack::connect().await;
+    let today = today_utc();
+    let ended: Vec<TestKey> = (1..=3)
+        .map(|d| TestKey::on(today - Duration::days(d)))
+        .collect();
+    let still_valid = TestKey::on(today);
+    let keys: Vec<TestKey> = ended.iter().cloned().chain([still_valid.clone()]).collect();
+    let body = v3_body(&keys, today - Duration::days(2), VALID_NUMBER, &random_id());
+    assert_eq!(stack.put_json("/api/v3/diagnosis", &body, &[]).await.0, 200);
+
+    // This test moves region 440's clock forward; a state left by an earlier run of it on the same
+    // stack would already have passed the hour these keys wait in. Rewind the region's cursor
+    // (its `created` and published files stay; the test looks only at its own keys).
+    let _ = stack
+        .dynamodb
+        .update_item()
+        .table_name(stack.resource("table:exports"))
+        .key("pk", AttributeValue::S("state#440".into()))
+        .key("sk", AttributeValue::S("-".into()))
+        .update_expression("REMOVE cursor_hour")
+        .condition_expression("attribute_exists(pk)")
+        .send()
+        .await;
+    let exporter = exporter(&stack, vec!["440".into()], 250_000, None).await;
+    // An hour and a bit later: the ended keys are released, today's key (valid until midnight)
+    // is not.
+    let first = hour_floor(OffsetDateTime::now_utc()) + Duration::hours(2);
+    exporter.run(first, &never).await.expect("first run");
+    let (list, published) = published_keys(&stack, "440").await;
+    for key in &ended {
+        assert_eq!(
+            published.get(&key.bytes).map(Vec::len),
+            Some(1),
+            "an ended key is in exactly one file"
+        );
+    }
+    assert!(
+        !published.contains_key(&still_valid.bytes),
+        "a still-valid key is not public"
+    );
+
+    // Every listed file: openssl accepts the signature with the KMS public key; protoc decodes it.
+    let newest = list.last().expect("a file");
+    let (_, zip) = get(newest["url"].as_str().expect("url")).await;
+    check_with_openssl_and_protoc(&stack, &zip).await;
+
+    // After its hour (02:00 UTC after the day it ends), today's key is published too.
+    let later = OffsetDateTime::new_utc(
+        today + Duration::days(1),
+        time::Time::from_hms(3, 0, 0).expect("time"),
+    );
+    exporter
+        .run(later.max(first + Duration::hours(1)), &never)
+        .await
+        .expect("second run");
+    let (list, published) = published_keys(&stack, "440").await;
+    assert_eq!(published.get(&still_valid.bytes).map(Vec::len), Some(1));
+    for key in &ended {
+        assert_eq!(
+            published.get(&key.bytes).map(Vec::len),
+            Some(1),
+            "still in exactly one file"
+        );
+    }
+    let created: Vec<i64> = list
+        .iter()
+        .map(|e| e["created"].as_i64().expect("created"))
+        .collect();
+    assert!(
+        created.windows(2).all(|w| w[0] < w[1]),
+        "created strictly increases: {created:?}"
+    );
+    assert!(list.iter().all(|e| e["region"] == "440"));
+}
+
+async fn check_with_openssl_and_protoc(stack: &Stack, zip: &[u8]) {
+    let export = parse_export_zip(zip).expect("a GAEN export");
+    let dir = std::env::temp_dir().join(format!("export-check-{}", random_id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let public_key = stack
+        .kms
+        .get_public_key()
+        .key_id(stack.resource("kms:export-signing"))
+        .send()
+        .await
+        .expect("public key");
+    std::fs::write(
+        dir.join("public.der"),
+        public_key.public_key.expect("key").into_inner(),
+    )
+    .expect("write");
+    std::fs::write(dir.join("export.bin"), &export.export_bin).expect("write");
+    std::fs::write(dir.join("export.sig.der"), &export.signatures[0].signature).expect("write");
+    std::fs::write(dir.join("payload.pb"), &export.export_bin[16..]).expect("write");
+    let run = |program: &str, args: &[&str]| {
+        let output = Command::new(program)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("runs");
+        assert!(
+            output.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    run(
+        "openssl",
+        &[
+            "pkey",
+            "-pubin",
+            "-inform",
+            "DER",
+            "-in",
+            "public.der",
+            "-out",
+            "public.pem",
+        ],
+    );
+    let verified = run(
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            "public.pem",
+            "-signature",
+            "export.sig.der",
+            "export.bin",
+        ],
+    );
+    assert!(verified.contains("Verified OK"));
+    let proto = workspace_root().join("shared/proto/export.proto");
+    let decoded = Command::new("protoc")
+        .arg(format!(
+            "--proto_path={}",
+            proto.parent().expect("dir").display()
+        ))
+        .arg("--decode=TemporaryExposureKeyExport")
+        .arg("export.proto")
+        .stdin(std::fs::File::open(dir.join("payload.pb")).expect("payload"))
+        .current_dir(&dir)
+        .output()
+        .expect("protoc runs");
+    assert!(
+        decoded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    let text = String::from_utf8_lossy(&decoded.stdout);
+    assert_eq!(text.matches("keys {").count(), export.contents.keys.len());
+    assert!(text.contains("region: \"440\""));
+    assert!(export.contents.keys.len() >= 1000, "padded to the minimum");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_run_stopped_anywhere_and_rerun_loses_no_key_duplicates_none_and_rewrites_no_file() {
+    let stack = Stack::connect().await;
+    let s3 = s3(&stack);
+    let bucket = stack.resource("bucket:exports");
+    let checkpoints = [
+        Checkpoint::ReleasePlanned,
+        Checkpoint::FileUploaded(0),
+        Checkpoint::FileUploaded(1),
+        Checkpoint::FilesRecorded,
+        Checkpoint::StateAdvanced,
+        Checkpoint::ListWritten,
+    ];
+    for checkpoint in checkpoints {
+        let region = test_region();
+        let release = hour_floor(OffsetDateTime::now_utc()) - Duration::hours(1);
+        let written = put_released_keys(&stack, &region, release, 50).await;
+        // 20 keys per file: the release is split into 3 files.
+        let exporter = exporter(&stack, vec![region.clone()], 20, None).await;
+        let now = OffsetDateTime::now_utc();
+        let stopped = exporter.run(now, &|c| c == checkpoint).await;
+        assert!(
+            matches!(stopped, Err(ExportError::Interrupted(c)) if c == checkpoint),
+            "{checkpoint:?}: {stopped:?}"
+        );
+
+        let objects_before = objects(&s3, &bucket, &region).await;
+        exporter
+            .run(now, &never)
+            .await
+            .unwrap_or_else(|e| panic!("{checkpoint:?}: rerun failed: {e}"));
+        let objects_after = objects(&s3, &bucket, &region).await;
+        for (key, bytes) in &objects_before {
+            if !key.ends_with("list.json") {
+                assert_eq!(
+                    objects_after.get(key),
+                    Some(bytes),
+                    "{checkpoint:?}: {key} was rewritten"
+                );
+            }
+        }
+        let (list, published) = published_keys(&stack, &region).await;
+        assert_eq!(list.len(), 3, "{checkpoint:?}: three files listed");
+        for key in &written {
+            assert_eq!(
+                published.get(key).map(Vec::len),
+                Some(1),
+                "{checkpoint:?}: a key lost or duplicated"
+            );
+        }
+        // A third run changes nothing.
+        exporter.run(now, &never).await.expect("third run");
+        assert_eq!(
+            objects(&s3, &bucket, &region).await,
+            objects_after,
+            "{checkpoint:?}"
+        );
+    }
+}
+
+async fn objects(s3: &aws_sdk_s3::Client, bucket: &str, region: &str) -> BTreeMap<String, Vec<u8>> {
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(format!("c19r/{region}/"))
+        .send()
+        .await
+        .expect("list");
+    let mut objects = BTreeMap::new();
+    for object in listed.contents.unwrap_or_default() {
+        let key = object.key.expect("key");
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .expect("get")
+            .body
+            .collect()
+            .await
+            .expect("body");
+        objects.insert(key, body.into_bytes().to_vec());
+    }
+    objects
+}
+
+#[tokio::test]
+async fn an_export_reads_what_it_releases_not_the_table() {
+    let stack = Stack::connect().await;
+    let release = hour_floor(OffsetDateTime::now_utc()) - Duration::hours(1);
+    let mut counts = Vec::new();
+    for unreleased in [0, 2000] {
+        let region = test_region();
+        put_released_keys(&stack, &region, release, 30).await;
+        // Keys whose hour has not come: the run must not read them.
+        put_released_keys(&stack, &region, release + Duration::days(1), unreleased).await;
+        let counter = CountRequests::default();
+        let exporter = exporter(&stack, vec![region.clone()], 250_000, Some(counter.clone())).await;
+        // A first run reads 15 days of hours; the second, only the hours since.
+        exporter
+            .run(OffsetDateTime::now_utc(), &never)
+            .await
+            .expect("run");
+        counts.push(counter.0.load(Ordering::SeqCst));
+    }
+    assert!(counts[0] > 0, "the counter sees the exporter's requests");
+    assert_eq!(
+        counts[0], counts[1],
+        "DynamoDB requests with 0 and 2,000 unreleased keys: {counts:?}"
+    );
+}
