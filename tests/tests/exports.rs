@@ -471,3 +471,50 @@ async fn an_export_reads_what_it_releases_not_the_table() {
         "DynamoDB requests with 0 and 2,000 unreleased keys: {counts:?}"
     );
 }
+
+#[tokio::test]
+async fn files_leave_the_list_and_the_bucket_once_their_keys_are_older_than_14_days() {
+    let stack = Stack::connect().await;
+    let s3 = s3(&stack);
+    let bucket = stack.resource("bucket:exports");
+    let region = test_region();
+    let release = hour_floor(OffsetDateTime::now_utc()) - Duration::hours(1);
+    put_released_keys(&stack, &region, release, 10).await;
+    let exporter = exporter(&stack, vec![region.clone()], 250_000, None).await;
+    let now = OffsetDateTime::now_utc();
+    exporter.run(now, &never).await.expect("run");
+    let (list, _) = published_keys(&stack, &region).await;
+    assert_eq!(list.len(), 1);
+    let zip_key = format!(
+        "c19r/{region}/{}",
+        list[0]["url"]
+            .as_str()
+            .expect("url")
+            .rsplit('/')
+            .next()
+            .expect("name")
+    );
+    assert!(objects(&s3, &bucket, &region).await.contains_key(&zip_key));
+
+    // The keys started two days before `release`: 13 days later they are still within 14 days,
+    // 15 days later they are not.
+    exporter
+        .run(now + Duration::days(11), &never)
+        .await
+        .expect("run");
+    assert_eq!(
+        published_keys(&stack, &region).await.0.len(),
+        1,
+        "still listed after 13 days"
+    );
+    exporter
+        .run(now + Duration::days(13), &never)
+        .await
+        .expect("run");
+    let (list, _) = published_keys(&stack, &region).await;
+    assert!(list.is_empty(), "listed after 15 days: {list:?}");
+    assert!(
+        !objects(&s3, &bucket, &region).await.contains_key(&zip_key),
+        "the zip left the bucket"
+    );
+}
