@@ -496,23 +496,25 @@ async fn files_leave_the_list_and_the_bucket_once_their_keys_are_older_than_14_d
     );
     assert!(objects(&s3, &bucket, &region).await.contains_key(&zip_key));
 
-    // The keys started two days before `release`: 13 days later they are still within 14 days,
-    // 15 days later they are not.
+    // The keys started at midnight two days before `release`'s date: they stay within 14 days
+    // until 14 days after that midnight.
+    let started = OffsetDateTime::new_utc(release.date() - Duration::days(2), time::Time::MIDNIGHT);
+    let until = started + Duration::days(14);
     exporter
-        .run(now + Duration::days(11), &never)
+        .run(until - Duration::hours(1), &never)
         .await
         .expect("run");
     assert_eq!(
         published_keys(&stack, &region).await.0.len(),
         1,
-        "still listed after 13 days"
+        "still listed an hour before"
     );
     exporter
-        .run(now + Duration::days(13), &never)
+        .run(until + Duration::hours(1), &never)
         .await
         .expect("run");
     let (list, _) = published_keys(&stack, &region).await;
-    assert!(list.is_empty(), "listed after 15 days: {list:?}");
+    assert!(list.is_empty(), "listed after 14 days: {list:?}");
     assert!(
         !objects(&s3, &bucket, &region).await.contains_key(&zip_key),
         "the zip left the bucket"
