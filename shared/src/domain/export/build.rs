@@ -41,6 +41,18 @@ pub enum BuildError {
     Internal,
 }
 
+impl From<deflate::DeflateError> for BuildError {
+    fn from(error: deflate::DeflateError) -> Self {
+        Self::Compression(error.to_string())
+    }
+}
+
+impl From<parallel::ThreadError> for BuildError {
+    fn from(_: parallel::ThreadError) -> Self {
+        Self::Internal
+    }
+}
+
 /// A signed export file, ready to upload.
 pub struct BuiltExport {
     /// The zip: `export.bin` then `export.sig`, both deflated.
@@ -67,11 +79,16 @@ impl fmt::Debug for BuiltExport {
 
 /// Builds one signed export file from `keys` (which it sorts in place by key bytes).
 ///
-/// Steps: [`encode_export_bin`]; deflate `export.bin` while hashing it (SHA-256), on two cores
-/// when there are two; sign the digest through `signer` (KMS `Sign` with `MessageType=DIGEST` in
-/// production: the key never leaves KMS, and KMS never sees the keys); [`encode_export_sig`]; the
-/// zip. Pad and split the release first ([`pad_release`](super::pad_release),
+/// Steps: sort and encode `export.bin` ([`encode_export_bin`]'s bytes), deflate it and compute
+/// its SHA-256; sign the digest through `signer` (KMS `Sign` with `MessageType=DIGEST` in
+/// production: the key never leaves KMS, and KMS never sees the keys); [`encode_export_sig`];
+/// the zip. Pad and split the release first ([`pad_release`](super::pad_release),
 /// [`split_release`](super::split_release)).
+///
+/// With two cores and many keys, the work runs as two pipelines at once (see `deflate.rs` for
+/// why): keys whose first byte is below `ZLIB_PART_BELOW` (a third) are sorted, written and compressed
+/// by zlib-rs on one thread, which then hashes the whole `export.bin`; the others are sorted,
+/// written and compressed by libdeflate on the other.
 pub async fn build_export<S>(
     header: &ExportHeader,
     keys: &mut [ExportKey],
@@ -80,18 +97,20 @@ pub async fn build_export<S>(
 where
     S: ExportSigner + ?Sized,
 {
-    let bin = encode_export_bin(header, keys)?;
-    let export_bin_len = bin.len();
+    let layout = Layout::new(header, keys, ZLIB_PART_BELOW)?;
+    let export_bin_len = layout.total_len();
     // The compressed export.bin is written after room for its zip header, so the zip is built
     // around it without copying 20 MB.
-    let (bin_entry, digest) =
-        deflate::deflate_with_digest(&bin, zip::local_header_len(EXPORT_BIN_NAME))
-            .map_err(|e| BuildError::Compression(e.to_string()))?;
-    drop(bin);
+    let reserve = zip::local_header_len(EXPORT_BIN_NAME);
+    let (bin_entry, digest) = if layout.parallel {
+        compress_in_two_parts(&layout, keys, reserve)?
+    } else {
+        let bin = layout.write(keys)?;
+        (deflate::deflate(&bin, reserve)?, deflate::sha256(&bin))
+    };
     let signature = signer.sign_digest(&digest).await?;
     let sig = encode_export_sig(&header.signature_info, &signature);
-    let sig_entry =
-        deflate::deflate(&sig, 0).map_err(|e| BuildError::Compression(e.to_string()))?;
+    let sig_entry = deflate::deflate(&sig, 0)?;
     let zip = zip::write_zip(
         (EXPORT_BIN_NAME, bin_entry),
         &[(EXPORT_SIG_NAME, &sig_entry)],
@@ -116,63 +135,176 @@ where
 /// `days_since_onset_of_symptoms` only when known. `revised_keys` stays empty.
 ///
 /// The bytes are exactly prost's encoding of the whole message (fields in number order, field 8
-/// empty): fields 1..=6 by prost, then each key as field 7 by [`write_key`], which a test holds
-/// byte for byte to prost. A large slice is sorted and written on two threads: keys below and
-/// above 0x80 in their first byte go to separate halves of the output, whose lengths are known
-/// before either is sorted.
+/// empty): fields 1..=6 by prost, then each key as field 7 by `write_key`, which a test holds
+/// byte for byte to prost. Many keys are sorted and written on two threads (see `Layout`).
 pub fn encode_export_bin(
     header: &ExportHeader,
     keys: &mut [ExportKey],
 ) -> Result<Vec<u8>, BuildError> {
-    let t0 = std::time::Instant::now();
-    check_signature_info(&header.signature_info)?;
-    for (index, key) in keys.iter().enumerate() {
-        check_key(key).map_err(|reason| BuildError::InvalidKey { index, reason })?;
-    }
-    let head = proto::TemporaryExposureKeyExport {
-        start_timestamp: Some(header.start_timestamp),
-        end_timestamp: Some(header.end_timestamp),
-        region: Some(header.region.clone()),
-        batch_num: Some(BATCH_NUM),
-        batch_size: Some(BATCH_SIZE),
-        signature_infos: vec![header.signature_info.to_proto()],
-        keys: Vec::new(),
-        revised_keys: Vec::new(),
-    };
-    let head_len = HEADER.len() + head.encoded_len();
-    let parallel = keys.len() >= PARALLEL_MIN_KEYS && parallel::two_cores();
-    let split = if parallel {
-        partition_by_first_bit(keys)
-    } else {
-        keys.len()
-    };
-    let t1 = t0.elapsed();
-    let (low, high) = keys.split_at_mut(split);
-    let low_len: usize = low.iter().map(encoded_key_len).sum();
-    let high_len: usize = high.iter().map(encoded_key_len).sum();
-    let t2 = t0.elapsed();
+    Layout::new(header, keys, HALVES_BELOW)?.write(keys)
+}
 
-    let mut bin = vec![0; head_len + low_len + high_len];
-    let (head_out, keys_out) = bin.split_at_mut(head_len);
-    let (magic, mut fields) = head_out.split_at_mut(HEADER.len());
-    magic.copy_from_slice(HEADER);
-    head.encode(&mut fields).map_err(|_| BuildError::Internal)?;
-    let (low_out, high_out) = keys_out.split_at_mut(low_len);
-    let written = if parallel {
-        let (low_done, high_done) = parallel::join(
-            || sort_and_write(low, low_out),
-            || sort_and_write(high, high_out),
-        )
-        .map_err(|_| BuildError::Internal)?;
-        low_done && high_done
-    } else {
-        sort_and_write(low, low_out)
-    };
-    if !written {
-        return Err(BuildError::Internal);
+/// Below this many keys one thread sorts and writes them all.
+const PARALLEL_MIN_KEYS: usize = 1 << 16;
+/// In [`build_export`], keys with a first byte below this (about 33% of random keys) go to the
+/// zlib-rs thread, which also hashes everything; this balances it against the libdeflate thread
+/// on the project machine (benches/export.rs).
+const ZLIB_PART_BELOW: u16 = 0x55;
+/// In [`encode_export_bin`] and [`sort_keys`], the two threads take halves.
+const HALVES_BELOW: u16 = 0x80;
+
+/// Where everything goes in `export.bin`: the head (header and fields 1..=6), then the "low" keys
+/// (first byte below a threshold), then the others. The keys are checked and partitioned, and
+/// both parts' encoded lengths summed, before anything is sorted, so two threads can each sort
+/// and write their part straight into its place.
+struct Layout {
+    head: Vec<u8>,
+    /// Number of low keys: they come first in the partitioned slice.
+    split: usize,
+    low_len: usize,
+    high_len: usize,
+    parallel: bool,
+}
+
+impl Layout {
+    fn new(header: &ExportHeader, keys: &mut [ExportKey], below: u16) -> Result<Self, BuildError> {
+        check_signature_info(&header.signature_info)?;
+        let parallel = keys.len() >= PARALLEL_MIN_KEYS && parallel::two_cores();
+        // One part when single-threaded.
+        let below = if parallel { below } else { 0x100 };
+        // Checks every key and sums both parts' lengths (`first` = index of keys[0]).
+        let measure = |keys: &[ExportKey], first: usize| -> Result<(usize, usize), BuildError> {
+            let (mut low_len, mut high_len) = (0, 0);
+            for (offset, key) in keys.iter().enumerate() {
+                check_key(key).map_err(|reason| BuildError::InvalidKey {
+                    index: first + offset,
+                    reason,
+                })?;
+                if is_low(key, below) {
+                    low_len += encoded_key_len(key);
+                } else {
+                    high_len += encoded_key_len(key);
+                }
+            }
+            Ok((low_len, high_len))
+        };
+        let (low_len, high_len) = if parallel {
+            let (front, back) = keys.split_at(keys.len() / 2);
+            let (front_lens, back_lens) =
+                parallel::join(|| measure(front, 0), || measure(back, front.len()))?;
+            let ((front_low, front_high), (back_low, back_high)) = (front_lens?, back_lens?);
+            (front_low + back_low, front_high + back_high)
+        } else {
+            measure(keys, 0)?
+        };
+        let split = partition(keys, below);
+        let mut head = HEADER.to_vec();
+        proto::TemporaryExposureKeyExport {
+            start_timestamp: Some(header.start_timestamp),
+            end_timestamp: Some(header.end_timestamp),
+            region: Some(header.region.clone()),
+            batch_num: Some(BATCH_NUM),
+            batch_size: Some(BATCH_SIZE),
+            signature_infos: vec![header.signature_info.to_proto()],
+            keys: Vec::new(),
+            revised_keys: Vec::new(),
+        }
+        .encode_raw(&mut head);
+        Ok(Self {
+            head,
+            split,
+            low_len,
+            high_len,
+            parallel,
+        })
     }
-    eprintln!("check+partition {:?} lens {:?} sort+write {:?}", t1, t2 - t1, t0.elapsed() - t2);
-    Ok(bin)
+
+    fn total_len(&self) -> usize {
+        self.head.len() + self.low_len + self.high_len
+    }
+
+    /// `export.bin` with only the head written yet. Zeroed memory from the allocator: its pages
+    /// are first touched by whichever thread writes them.
+    fn allocate(&self) -> Vec<u8> {
+        let mut bin = vec![0; self.total_len()];
+        if let Some(head) = bin.get_mut(..self.head.len()) {
+            head.copy_from_slice(&self.head);
+        }
+        bin
+    }
+
+    /// Sorts and writes both parts (on two threads when parallel).
+    fn write(&self, keys: &mut [ExportKey]) -> Result<Vec<u8>, BuildError> {
+        let mut bin = self.allocate();
+        let (lead, high_out) = bin.split_at_mut(self.head.len() + self.low_len);
+        let low_out = lead.get_mut(self.head.len()..).unwrap_or_default();
+        let (low, high) = keys.split_at_mut(self.split);
+        let written = if self.parallel {
+            let (low_done, high_done) = parallel::join(
+                || sort_and_write(low, low_out),
+                || sort_and_write(high, high_out),
+            )?;
+            low_done && high_done
+        } else {
+            sort_and_write(low, low_out) && sort_and_write(high, high_out)
+        };
+        if written {
+            Ok(bin)
+        } else {
+            Err(BuildError::Internal)
+        }
+    }
+}
+
+/// [`build_export`]'s two pipelines: (low keys: sort, write, zlib-rs, then SHA-256 of all) and
+/// (high keys: sort, write, libdeflate). The libdeflate thread hands its finished bytes to the
+/// other for hashing; both only read them from then on.
+fn compress_in_two_parts(
+    layout: &Layout,
+    keys: &mut [ExportKey],
+    reserve: usize,
+) -> Result<(deflate::Deflated, [u8; 32]), BuildError> {
+    let mut bin = layout.allocate();
+    let head_len = layout.head.len();
+    let lead_len = head_len + layout.low_len;
+    let (lead, high_out) = bin.split_at_mut(lead_len);
+    let (low, high) = keys.split_at_mut(layout.split);
+    let mut parts = deflate::TwoParts::new(reserve, lead_len, layout.high_len)?;
+    let (lead_compressed, tail_compressed) = parts.outputs();
+    let (handover, handed) = std::sync::mpsc::sync_channel::<&[u8]>(1);
+    let (lead_done, tail_done) = parallel::join(
+        move || -> Result<_, BuildError> {
+            let low_out = lead.get_mut(head_len..).unwrap_or_default();
+            if !sort_and_write(low, low_out) {
+                return Err(BuildError::Internal);
+            }
+            let lead: &[u8] = lead;
+            let written = deflate::zlib_sync_flushed(lead, lead_compressed)?;
+            let tail = handed.recv().map_err(|_| BuildError::Internal)?;
+            Ok((
+                written,
+                deflate::crc32(lead),
+                deflate::sha256_of(&[lead, tail]),
+            ))
+        },
+        move || -> Result<_, BuildError> {
+            if !sort_and_write(high, high_out) {
+                return Err(BuildError::Internal);
+            }
+            let tail: &[u8] = high_out;
+            handover.send(tail).map_err(|_| BuildError::Internal)?;
+            let written = deflate::libdeflate_into(tail, tail_compressed)?;
+            Ok((written, deflate::crc32(tail)))
+        },
+    )?;
+    let (lead_written, lead_crc, digest) = lead_done?;
+    let (tail_written, tail_crc) = tail_done?;
+    drop(bin);
+    let entry = parts.finish(
+        (lead_written, lead_crc, lead_len),
+        (tail_written, tail_crc, layout.high_len),
+    );
+    Ok((entry, digest))
 }
 
 /// `export.sig`: a `TEKSignatureList` with one `TEKSignature` (the same signature info as in
@@ -189,9 +321,6 @@ pub fn encode_export_sig(info: &SignatureInfo, signature: &[u8]) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// Below this many keys one thread sorts and writes them all.
-const PARALLEL_MIN_KEYS: usize = 1 << 16;
-
 /// Orders keys by their bytes (`bytes.Compare` on the 16 bytes, as the reference server does),
 /// on two threads for large slices (see [`encode_export_bin`]).
 pub(super) fn sort_keys(keys: &mut [ExportKey]) {
@@ -199,7 +328,7 @@ pub(super) fn sort_keys(keys: &mut [ExportKey]) {
         sort_slice(keys);
         return;
     }
-    let split = partition_by_first_bit(keys);
+    let split = partition(keys, HALVES_BELOW);
     let (low, high) = keys.split_at_mut(split);
     if parallel::join(|| sort_slice(low), || sort_slice(high)).is_err() {
         sort_slice(keys);
@@ -209,14 +338,7 @@ pub(super) fn sort_keys(keys: &mut [ExportKey]) {
 /// Sorts `keys`, then writes them one after the other into `out`; false unless they fill it
 /// exactly (which [`encoded_key_len`] guarantees).
 fn sort_and_write(keys: &mut [ExportKey], out: &mut [u8]) -> bool {
-    let t = std::time::Instant::now();
     sort_slice(keys);
-    let sorted = t.elapsed();
-    let r = write_all(keys, out);
-    eprintln!("  thread: sort {:?} write {:?}", sorted, t.elapsed() - sorted);
-    r
-}
-fn write_all(keys: &mut [ExportKey], out: &mut [u8]) -> bool {
     let mut position = 0;
     for key in keys.iter() {
         match out.get_mut(position..) {
@@ -269,16 +391,19 @@ fn metadata(key: &ExportKey) -> (u32, u32, u8, Option<u8>, Option<i32>) {
     )
 }
 
-/// Moves keys whose first byte is below 0x80 to the front; returns how many there are. Keys are
-/// random, so the halves are even; skewed keys only lose the speed-up.
-fn partition_by_first_bit(keys: &mut [ExportKey]) -> usize {
-    let high = |key: &ExportKey| key.key_data.as_bytes()[0] >= 0x80;
+fn is_low(key: &ExportKey, below: u16) -> bool {
+    u16::from(key.key_data.as_bytes()[0]) < below
+}
+
+/// Moves the keys whose first byte is below `below` to the front; returns how many there are.
+/// Keys are random, so the parts have the expected sizes; skewed keys only lose speed.
+fn partition(keys: &mut [ExportKey], below: u16) -> usize {
     let (mut front, mut back) = (0, keys.len());
     loop {
-        while front < back && !high(&keys[front]) {
+        while front < back && is_low(&keys[front], below) {
             front += 1;
         }
-        while front < back && high(&keys[back - 1]) {
+        while front < back && !is_low(&keys[back - 1], below) {
             back -= 1;
         }
         if front >= back {

@@ -448,6 +448,54 @@ mod tests {
         ));
     }
 
+    /// A smoke test until the parser is fuzzed: thousands of corrupted zips and export.bins
+    /// (flipped bytes, truncations) give values or errors, never a panic.
+    #[test]
+    fn corrupted_inputs_never_panic() {
+        let mut keys = keys();
+        let bin = encode_export_bin(&header(), &mut keys).expect("encodes");
+        let sig = encode_export_sig(&header().signature_info, &[0x30; 71]);
+        let originals = [
+            zip_of(
+                &[("export.bin", &bin), ("export.sig", &sig)],
+                ::zip::CompressionMethod::Deflated,
+            ),
+            zip_of(
+                &[("export.sig", &sig), ("export.bin", &bin)],
+                ::zip::CompressionMethod::Stored,
+            ),
+        ];
+        let mut state = 0x2545_F491_4F6C_DD1D_u64;
+        let mut next = move |below: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % below as u64) as usize
+        };
+        for round in 0..4_000 {
+            let original = if round % 2 == 0 {
+                &originals[0]
+            } else {
+                &originals[1]
+            };
+            let mut bytes = original.clone();
+            for _ in 0..=next(4) {
+                let at = next(bytes.len());
+                bytes[at] = next(256) as u8;
+            }
+            if round % 5 == 0 {
+                bytes.truncate(next(bytes.len()));
+            }
+            let _ = parse_export_zip(&bytes);
+            let mut mutated_bin = bin.clone();
+            let at = 16 + next(mutated_bin.len() - 16);
+            mutated_bin[at] = next(256) as u8;
+            mutated_bin.truncate(16 + next(mutated_bin.len() - 15));
+            let _ = parse_export_bin(&mutated_bin);
+            let _ = parse_export_sig(&mutated_bin[16..]);
+        }
+    }
+
     #[test]
     fn entries_beyond_the_limit_are_refused_without_reading_them_whole() {
         let big = vec![0u8; (MAX_EXPORT_SIG_BYTES + 1) as usize];
