@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use crate::adapters::dynamo_keys::RELEASE_INDEX;
@@ -80,42 +81,44 @@ fn exposure_key(item: &Item) -> Option<ExposureKey> {
 
 impl ReleasedKeySource for DynamoReleasedKeys {
     async fn released(&self, region: &str, hour: i64) -> Result<Vec<ExposureKey>, StoreError> {
-        let mut keys = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(RELEASE_INDEX)
-                .key_condition_expression("#r = :r")
-                .expression_attribute_names("#r", "release")
-                .expression_attribute_values(
-                    ":r",
-                    AttributeValue::S(release_partition(region, hour)),
-                )
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| code(&e.into_service_error()))?;
-            let items = page.items.unwrap_or_default();
-            let unreadable = items.len() - {
-                let before = keys.len();
-                keys.extend(items.iter().filter_map(exposure_key));
-                keys.len() - before
-            };
-            if unreadable > 0 {
-                tracing::warn!(
-                    region,
-                    hour,
-                    unreadable,
-                    "keys table items that are not keys were skipped"
-                );
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(keys),
-            }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(RELEASE_INDEX)
+            .key_condition_expression("#r = :r")
+            .expression_attribute_names("#r", "release")
+            .expression_attribute_values(":r", AttributeValue::S(release_partition(region, hour)));
+        let items = query_all(query).await?;
+        let keys: Vec<ExposureKey> = items.iter().filter_map(exposure_key).collect();
+        let unreadable = items.len() - keys.len();
+        if unreadable > 0 {
+            tracing::warn!(
+                region,
+                hour,
+                unreadable,
+                "keys table items that are not keys were skipped"
+            );
+        }
+        Ok(keys)
+    }
+}
+
+/// Every item a query matches, page after page.
+async fn query_all(query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let page = query
+            .clone()
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| code(&e.into_service_error()))?;
+        items.extend(page.items.unwrap_or_default());
+        match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return Ok(items),
         }
     }
 }
@@ -261,37 +264,23 @@ impl ExportLedger for DynamoExportLedger {
     }
 
     async fn batches(&self, region: &str) -> Result<Vec<PublishedBatch>, StoreError> {
-        let mut batches = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :p")
-                .expression_attribute_values(":p", AttributeValue::S(format!("batches#{region}")))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| code(&e.into_service_error()))?;
-            for item in page.items.unwrap_or_default() {
-                let batch = (|| {
-                    Some(PublishedBatch {
-                        batch_num: u64::try_from(number(&item, "batch_num")?).ok()?,
-                        created_ms: number(&item, "created")?,
-                        object_key: text(&item, "object_key")?.to_owned(),
-                        key_count: u32::try_from(number(&item, "key_count")?).ok()?,
-                        keys_until: number(&item, "keys_until")?,
-                    })
-                })();
-                batches.extend(batch);
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(batches),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :p")
+            .expression_attribute_values(":p", AttributeValue::S(format!("batches#{region}")))
+            .consistent_read(true);
+        let batch = |item: &Item| {
+            Some(PublishedBatch {
+                batch_num: u64::try_from(number(item, "batch_num")?).ok()?,
+                created_ms: number(item, "created")?,
+                object_key: text(item, "object_key")?.to_owned(),
+                key_count: u32::try_from(number(item, "key_count")?).ok()?,
+                keys_until: number(item, "keys_until")?,
+            })
+        };
+        Ok(query_all(query).await?.iter().filter_map(batch).collect())
     }
 
     async fn forget_batch(&self, region: &str, batch_num: u64) -> Result<(), StoreError> {

@@ -13,6 +13,11 @@ pub struct KmsSigner {
     key_id: String,
 }
 
+/// Only the error code: a message could quote the request.
+fn sign_error<E: ProvideErrorMetadata>(error: &E) -> SignError {
+    SignError(error.code().unwrap_or("request failed").to_owned())
+}
+
 impl KmsSigner {
     pub fn new(client: Client, key_id: impl Into<String>) -> Self {
         Self {
@@ -34,14 +39,7 @@ impl KmsSigner {
             .key_id(&self.key_id)
             .send()
             .await
-            .map_err(|e| {
-                SignError(
-                    e.into_service_error()
-                        .code()
-                        .unwrap_or("request failed")
-                        .to_owned(),
-                )
-            })?;
+            .map_err(|e| sign_error(&e.into_service_error()))?;
         output
             .public_key
             .map(Blob::into_inner)
@@ -60,14 +58,7 @@ impl ExportSigner for KmsSigner {
             .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
             .send()
             .await
-            .map_err(|e| {
-                SignError(
-                    e.into_service_error()
-                        .code()
-                        .unwrap_or("request failed")
-                        .to_owned(),
-                )
-            })?;
+            .map_err(|e| sign_error(&e.into_service_error()))?;
         output
             .signature
             .map(Blob::into_inner)

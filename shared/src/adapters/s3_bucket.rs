@@ -3,6 +3,7 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
 
 use crate::ports::{BucketError, ExportBucket, Object};
@@ -38,19 +39,21 @@ fn code<E: ProvideErrorMetadata>(error: &E) -> String {
     error.code().unwrap_or("request failed").to_owned()
 }
 
-impl ExportBucket for S3ExportBucket {
-    async fn put_new(&self, object: Object<'_>) -> Result<bool, BucketError> {
-        let result = self
-            .client
+impl S3ExportBucket {
+    fn put_request(&self, object: Object<'_>) -> PutObjectFluentBuilder {
+        self.client
             .put_object()
             .bucket(&self.bucket)
             .key(object.key)
             .body(ByteStream::from(object.body))
             .content_type(object.content_type)
             .cache_control(object.cache_control)
-            .if_none_match("*")
-            .send()
-            .await;
+    }
+}
+
+impl ExportBucket for S3ExportBucket {
+    async fn put_new(&self, object: Object<'_>) -> Result<bool, BucketError> {
+        let result = self.put_request(object).if_none_match("*").send().await;
         match result {
             Ok(_) => Ok(true),
             Err(error) => {
@@ -65,13 +68,7 @@ impl ExportBucket for S3ExportBucket {
     }
 
     async fn put(&self, object: Object<'_>) -> Result<(), BucketError> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(object.key)
-            .body(ByteStream::from(object.body))
-            .content_type(object.content_type)
-            .cache_control(object.cache_control)
+        self.put_request(object)
             .send()
             .await
             .map(|_| ())
