@@ -13,7 +13,8 @@
 
 use time::OffsetDateTime;
 
-use crate::domain::exposure_key::ExposureKey;
+use crate::domain::export::ExportKey;
+use crate::domain::exposure_key::{INTERVAL_SECONDS, KEY_RETENTION_SECONDS};
 use crate::ports::{
     BucketError, ExportBucket, ExportLedger, ExportState, Object, PendingRelease, PublishedBatch,
     ReleasedKeySource, StoreError,
@@ -47,7 +48,7 @@ pub struct ExportSettings {
 /// One file to build: its keys (real ones; the builder pads) and what goes into its header.
 pub struct FileSpec<'a> {
     pub region: &'a str,
-    pub keys: &'a [ExposureKey],
+    pub keys: &'a [ExportKey],
     pub start_timestamp: u64,
     pub end_timestamp: u64,
 }
@@ -160,7 +161,7 @@ where
         through: i64,
         as_of: i64,
         report: &mut RegionReport,
-    ) -> Result<Vec<ExposureKey>, ExportError> {
+    ) -> Result<Vec<ExportKey>, ExportError> {
         let mut keys = Vec::new();
         let mut hour = after + HOUR;
         while hour <= through {
@@ -169,7 +170,10 @@ where
                     .released(region, hour)
                     .await?
                     .into_iter()
-                    .filter(|k| k.expires_at() > as_of),
+                    .filter(|k| {
+                        i64::from(k.rolling_start_number) * INTERVAL_SECONDS + KEY_RETENTION_SECONDS
+                            > as_of
+                    }),
             );
             report.hours_read += 1;
             hour += HOUR;
@@ -383,11 +387,9 @@ pub struct SignedExportFiles<G> {
 
 impl<G: crate::ports::ExportSigner + Sync> ExportFileFactory for SignedExportFiles<G> {
     async fn build(&self, spec: &FileSpec<'_>) -> Result<Vec<u8>, FileError> {
-        use crate::domain::export::{
-            ExportHeader, ExportKey, SignatureInfo, build_export, pad_release,
-        };
+        use crate::domain::export::{ExportHeader, SignatureInfo, build_export, pad_release};
 
-        let mut keys: Vec<ExportKey> = spec.keys.iter().map(ExportKey::from).collect();
+        let mut keys: Vec<ExportKey> = spec.keys.to_vec();
         pad_release(&mut keys, self.min_keys, &ring::rand::SystemRandom::new())
             .map_err(|e| FileError(e.to_string()))?;
         let header = ExportHeader {

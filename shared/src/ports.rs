@@ -4,6 +4,7 @@ use std::future::Future;
 
 use crate::domain::attestation::AttestationSubject;
 use crate::domain::diagnosis::VerificationPayload;
+use crate::domain::export::ExportKey;
 use crate::domain::exposure_key::ExposureKey;
 use crate::domain::processing_number::ProcessingNumber;
 
@@ -130,12 +131,12 @@ pub trait ExportSigner {
 /// Where released keys are read from: one query per region and release hour.
 pub trait ReleasedKeySource {
     /// The keys whose release hour (`ExposureKey::release_at`) is `hour` (unix seconds, a whole
-    /// hour) in `region`.
+    /// hour) in `region`, as export files carry them.
     fn released(
         &self,
         region: &str,
         hour: i64,
-    ) -> impl Future<Output = Result<Vec<ExposureKey>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ExportKey>, StoreError>> + Send;
 }
 
 /// A release the exporter has committed to (batch numbers allocated) but not finished: a rerun

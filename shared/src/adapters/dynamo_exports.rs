@@ -10,9 +10,8 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use crate::adapters::dynamo_keys::RELEASE_INDEX;
-use crate::domain::exposure_key::{
-    ExposureKey, KEY_LENGTH, KeyData, KeyId, ReportType, release_partition,
-};
+use crate::domain::export::ExportKey;
+use crate::domain::exposure_key::{KEY_LENGTH, KeyData, ReportType, release_partition};
 use crate::ports::{
     ExportLedger, ExportState, PendingRelease, PublishedBatch, ReleasedKeySource, StoreError,
 };
@@ -56,18 +55,16 @@ impl DynamoReleasedKeys {
     }
 }
 
-/// An item of the keys table as an export key; `None` for an item that is not one.
-fn exposure_key(item: &Item) -> Option<ExposureKey> {
-    let (region, id) = text(item, "pk")?.split_once('#')?;
+/// An item of the keys table as an export key (36 bytes: a million fit in a small Lambda; the
+/// item's id and region are not carried); `None` for an item that is not one.
+fn export_key(item: &Item) -> Option<ExportKey> {
     let key_data = match item.get("key_data") {
         Some(AttributeValue::B(bytes)) => {
             KeyData::new(<[u8; KEY_LENGTH]>::try_from(bytes.as_ref()).ok()?)
         }
         _ => return None,
     };
-    Some(ExposureKey {
-        id: KeyId::from_stored(id),
-        region: region.to_owned(),
+    Some(ExportKey {
         key_data,
         rolling_start_number: u32::try_from(number(item, "rolling_start_number")?).ok()?,
         rolling_period: u32::try_from(number(item, "rolling_period")?).ok()?,
@@ -80,7 +77,7 @@ fn exposure_key(item: &Item) -> Option<ExposureKey> {
 }
 
 impl ReleasedKeySource for DynamoReleasedKeys {
-    async fn released(&self, region: &str, hour: i64) -> Result<Vec<ExposureKey>, StoreError> {
+    async fn released(&self, region: &str, hour: i64) -> Result<Vec<ExportKey>, StoreError> {
         let query = self
             .client
             .query()
@@ -90,7 +87,7 @@ impl ReleasedKeySource for DynamoReleasedKeys {
             .expression_attribute_names("#r", "release")
             .expression_attribute_values(":r", AttributeValue::S(release_partition(region, hour)));
         let items = query_all(query).await?;
-        let keys: Vec<ExposureKey> = items.iter().filter_map(exposure_key).collect();
+        let keys: Vec<ExportKey> = items.iter().filter_map(export_key).collect();
         let unreadable = items.len() - keys.len();
         if unreadable > 0 {
             tracing::warn!(

@@ -104,11 +104,6 @@ impl KeyId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// An id as read back from the keys table.
-    pub fn from_stored(id: &str) -> Self {
-        Self(id.to_owned())
-    }
 }
 
 /// GAEN report type as COCOA validates it (0..=5).
