@@ -204,8 +204,10 @@ where
         let mut state = self.ledger.state(region).await?;
         let target = floor_hour(now_s - self.settings.grace_seconds);
 
+        // A new release's keys are read once, to plan it and to build it; a resumed release reads
+        // its (closed, unchanging) hours again.
         let pending = match state.pending {
-            Some(pending) => Some(pending),
+            Some(pending) => Some((pending, None)),
             None => {
                 let after = state
                     .cursor_hour
@@ -213,8 +215,16 @@ where
                 if target <= after {
                     None
                 } else {
+                    // Filtered as of the release's `created`, as a resumed run filters them.
+                    let created_ms = now_ms.max(state.last_created_ms + 1);
                     let keys = self
-                        .released(region, after, target, now_s, &mut report)
+                        .released(
+                            region,
+                            after,
+                            target,
+                            created_ms.div_euclid(1000),
+                            &mut report,
+                        )
                         .await?;
                     if keys.is_empty() {
                         state.cursor_hour = Some(target);
@@ -228,19 +238,20 @@ where
                             through_hour: target,
                             first_batch,
                             files,
-                            created_ms: now_ms.max(state.last_created_ms + 1),
+                            created_ms,
                         };
                         state.pending = Some(pending);
                         self.save(region, &mut state).await?;
                         stop(Checkpoint::ReleasePlanned)?;
-                        Some(pending)
+                        Some((pending, Some(keys)))
                     }
                 }
             }
         };
 
-        if let Some(pending) = pending {
-            self.publish(region, &pending, &mut report, &stop).await?;
+        if let Some((pending, keys)) = pending {
+            self.publish(region, &pending, keys, &mut report, &stop)
+                .await?;
             state.cursor_hour = Some(pending.through_hour);
             state.last_created_ms = pending.created_ms + i64::from(pending.files) - 1;
             state.pending = None;
@@ -262,19 +273,24 @@ where
         &self,
         region: &str,
         pending: &PendingRelease,
+        keys: Option<Vec<ExportKey>>,
         report: &mut RegionReport,
         stop: &(dyn Fn(Checkpoint) -> Result<(), ExportError> + Sync),
     ) -> Result<(), ExportError> {
-        let as_of = pending.created_ms.div_euclid(1000);
-        let keys = self
-            .released(
-                region,
-                pending.after_hour,
-                pending.through_hour,
-                as_of,
-                report,
-            )
-            .await?;
+        let keys = match keys {
+            Some(keys) => keys,
+            None => {
+                let as_of = pending.created_ms.div_euclid(1000);
+                self.released(
+                    region,
+                    pending.after_hour,
+                    pending.through_hour,
+                    as_of,
+                    report,
+                )
+                .await?
+            }
+        };
         report.keys_released = keys.len();
         let files = usize::try_from(pending.files).unwrap_or(1).max(1);
         let chunk = keys.len().div_ceil(files).max(1);
