@@ -262,6 +262,135 @@ impl PublishExportsConfig {
     }
 }
 
+/// `issue-log-id`'s configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssueLogIdConfig {
+    pub log_ids_table: String,
+    pub mac_key_id: String,
+    /// COCOA's `InquiryLogApiKey`: `GET /api/inquirylog` requires it as `x-api-key`. Never logged.
+    pub inquiry_log_api_key: String,
+}
+
+impl IssueLogIdConfig {
+    pub const DECLARED: &'static [&'static str] =
+        &["LOG_IDS_TABLE", "MAC_KEY_ID", "INQUIRY_LOG_API_KEY"];
+    pub const OPTIONAL: &'static [&'static str] = &[];
+
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            log_ids_table: env.required("LOG_IDS_TABLE")?,
+            mac_key_id: env.required("MAC_KEY_ID")?,
+            inquiry_log_api_key: env.required("INQUIRY_LOG_API_KEY")?,
+        })
+    }
+}
+
+/// `accept-logs`' configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptLogsConfig {
+    pub logs_table: String,
+    pub log_ids_table: String,
+    pub mac_key_id: String,
+    /// The first path segment of COCOA's blob-style upload (the app's `logStorageContainerName`).
+    pub log_container: String,
+}
+
+impl AcceptLogsConfig {
+    pub const DECLARED: &'static [&'static str] =
+        &["LOGS_TABLE", "LOG_IDS_TABLE", "MAC_KEY_ID", "LOG_CONTAINER"];
+    pub const OPTIONAL: &'static [&'static str] = &[];
+
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let log_container = env.required("LOG_CONTAINER")?;
+        if !log_container
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(ConfigError::Invalid {
+                name: "LOG_CONTAINER",
+                expected: "lower-case letters, digits and hyphens (an Azure container name)",
+            });
+        }
+        Ok(Self {
+            logs_table: env.required("LOGS_TABLE")?,
+            log_ids_table: env.required("LOG_IDS_TABLE")?,
+            mac_key_id: env.required("MAC_KEY_ID")?,
+            log_container,
+        })
+    }
+}
+
+/// `accept-event-logs`' configuration (device attestation is `AttestationConfig`'s).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptEventLogsConfig {
+    pub event_logs_table: String,
+    /// Survey answers are kept until then (unix seconds).
+    pub survey_retention_until: i64,
+}
+
+impl AcceptEventLogsConfig {
+    pub const DECLARED: &'static [&'static str] = &["EVENT_LOGS_TABLE", "SURVEY_RETENTION_UNTIL"];
+    pub const OPTIONAL: &'static [&'static str] = &[];
+
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let until = env.required("SURVEY_RETENTION_UNTIL")?;
+        let until =
+            time::OffsetDateTime::parse(&until, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| ConfigError::Invalid {
+                    name: "SURVEY_RETENTION_UNTIL",
+                    expected: "an RFC 3339 time, e.g. 2025-02-28T23:59:59+09:00",
+                })?;
+        Ok(Self {
+            event_logs_table: env.required("EVENT_LOGS_TABLE")?,
+            survey_retention_until: until.unix_timestamp(),
+        })
+    }
+}
+
+/// `enforce-retention`'s configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnforceRetentionConfig {
+    /// Every table whose items carry `expires_at`.
+    pub tables: Vec<String>,
+    pub export_bucket: String,
+    pub export_prefix: String,
+    pub export_retention_seconds: i64,
+}
+
+impl EnforceRetentionConfig {
+    pub const DECLARED: &'static [&'static str] = &[
+        "RETENTION_TABLES",
+        "EXPORT_BUCKET",
+        "EXPORT_PREFIX",
+        "EXPORT_RETENTION_DAYS",
+    ];
+    pub const OPTIONAL: &'static [&'static str] = &[];
+
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let tables: Vec<String> = env
+            .required("RETENTION_TABLES")?
+            .split(',')
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let days = env
+            .required("EXPORT_RETENTION_DAYS")?
+            .parse::<i64>()
+            .ok()
+            .filter(|d| (1..=365).contains(d))
+            .ok_or(ConfigError::Invalid {
+                name: "EXPORT_RETENTION_DAYS",
+                expected: "whole days, 1 to 365",
+            })?;
+        Ok(Self {
+            tables,
+            export_bucket: env.required("EXPORT_BUCKET")?,
+            export_prefix: env.required("EXPORT_PREFIX")?,
+            export_retention_seconds: days * 86_400,
+        })
+    }
+}
+
 /// `SUPPORTED_REGIONS` (default `440`), split as the app splits its own list.
 fn regions<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Vec<String>, ConfigError> {
     let regions: Vec<String> = env
@@ -396,6 +525,67 @@ mod tests {
                 PublishExportsConfig::OPTIONAL
             )
         );
+    }
+
+    #[test]
+    fn log_side_configurations_read_only_the_variables_they_list() {
+        fn all(
+            declared: &[&'static str],
+            value: &'static str,
+        ) -> Vec<(&'static str, &'static str)> {
+            declared.iter().map(|n| (*n, value)).collect()
+        }
+        assert_eq!(
+            asked(&all(IssueLogIdConfig::DECLARED, "x"), |env| {
+                IssueLogIdConfig::from_env(env).is_ok()
+            }),
+            listed(IssueLogIdConfig::DECLARED, IssueLogIdConfig::OPTIONAL)
+        );
+        assert_eq!(
+            asked(&all(AcceptLogsConfig::DECLARED, "x"), |env| {
+                AcceptLogsConfig::from_env(env).is_ok()
+            }),
+            listed(AcceptLogsConfig::DECLARED, AcceptLogsConfig::OPTIONAL)
+        );
+        let events = [
+            ("EVENT_LOGS_TABLE", "events"),
+            ("SURVEY_RETENTION_UNTIL", "2025-02-28T23:59:59+09:00"),
+        ];
+        let config = AcceptEventLogsConfig::from_env(&env(&events)).expect("config");
+        assert_eq!(config.survey_retention_until, 1_740_754_799);
+        assert_eq!(
+            asked(&events, |env| AcceptEventLogsConfig::from_env(env).is_ok()),
+            listed(
+                AcceptEventLogsConfig::DECLARED,
+                AcceptEventLogsConfig::OPTIONAL
+            )
+        );
+        let retention = [
+            ("RETENTION_TABLES", "a, b,,c"),
+            ("EXPORT_BUCKET", "exports"),
+            ("EXPORT_PREFIX", "c19r/"),
+            ("EXPORT_RETENTION_DAYS", "14"),
+        ];
+        let config = EnforceRetentionConfig::from_env(&env(&retention)).expect("config");
+        assert_eq!(config.tables, ["a", "b", "c"]);
+        assert_eq!(config.export_retention_seconds, 14 * 86_400);
+        assert_eq!(
+            asked(&retention, |env| EnforceRetentionConfig::from_env(env)
+                .is_ok()),
+            listed(
+                EnforceRetentionConfig::DECLARED,
+                EnforceRetentionConfig::OPTIONAL
+            )
+        );
+        let mut bad = all(AcceptLogsConfig::DECLARED, "x");
+        bad[3] = ("LOG_CONTAINER", "Inquiry/Logs");
+        assert!(matches!(
+            AcceptLogsConfig::from_env(&env(&bad)),
+            Err(ConfigError::Invalid {
+                name: "LOG_CONTAINER",
+                ..
+            })
+        ));
     }
 
     #[test]

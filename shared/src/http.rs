@@ -6,6 +6,7 @@
 use lambda_http::http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
 use lambda_http::{Body, Response};
 
+use crate::logs::{AcceptLogError, EventLogError};
 use crate::ports::VerificationError;
 use crate::request::BodyError;
 use crate::submission::SubmissionError;
@@ -97,6 +98,43 @@ pub fn verification_request_error(error: &VerificationRequestError) -> (u16, Str
         VerificationRequestError::Mac(_) => {
             (503, "The token could not be issued; try again later".into())
         }
+    }
+}
+
+/// The status and message an operation-log upload is refused with. Forged (403), unknown (404),
+/// used (409) and expired (410) IDs are told apart: each tells the app or the helpdesk what to do
+/// next, and none says anything about anyone's log.
+pub fn accept_log_error(error: &AcceptLogError) -> (u16, String) {
+    let status = match error {
+        AcceptLogError::Body(error) => return body_error(error),
+        AcceptLogError::Upload(_)
+        | AcceptLogError::MalformedLogId(_)
+        | AcceptLogError::InvalidBlobName
+        | AcceptLogError::Encoding(_) => 400,
+        AcceptLogError::ForgedLogId | AcceptLogError::InvalidGrant(_) => 403,
+        AcceptLogError::UnknownLogId => 404,
+        AcceptLogError::UsedLogId | AcceptLogError::AlreadyStored => 409,
+        AcceptLogError::ExpiredLogId => 410,
+        AcceptLogError::Mac(_) | AcceptLogError::Store(_) => {
+            return (503, "The log could not be stored; try again later".into());
+        }
+    };
+    (status, error.to_string())
+}
+
+/// The status and message an event-log request is refused with (COCOA: 400 and 413; a failed
+/// device check is a 400 with no message).
+pub fn event_log_error(error: &EventLogError) -> (u16, String) {
+    match error {
+        EventLogError::ContentLength => (400, error.to_string()),
+        EventLogError::Body(error) => body_error(error),
+        EventLogError::InvalidDevice => (400, String::new()),
+        EventLogError::InvalidSurvey(_) => (400, error.to_string()),
+        EventLogError::SurveyClosed => (410, error.to_string()),
+        EventLogError::Store(_) => (
+            503,
+            "Event logs could not be stored; retry with the same idempotencyKey".into(),
+        ),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod export_run;
 pub mod http;
+pub mod logs;
 pub mod ports;
 pub mod request;
 pub mod submission;

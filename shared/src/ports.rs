@@ -226,3 +226,170 @@ pub trait ExportBucket {
     fn put(&self, object: Object<'_>) -> impl Future<Output = Result<(), BucketError>> + Send;
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), BucketError>> + Send;
 }
+
+/// A log ID's record: issued (waiting for its upload) or used, until it expires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogIdRecord {
+    pub used: bool,
+    /// Unix seconds; the record is treated as gone from then on, whether or not TTL has acted.
+    pub expires_at: i64,
+}
+
+/// Who asked for a log ID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogIdIssuer {
+    App,
+    Helpdesk,
+}
+
+impl LogIdIssuer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::App => "app",
+            Self::Helpdesk => "helpdesk",
+        }
+    }
+}
+
+/// The issued log IDs.
+pub trait LogIdRegistry {
+    /// Records `id` as issued and unused; `Ok(false)` if that id is already recorded.
+    fn record_issued(
+        &self,
+        id: &str,
+        issuer: LogIdIssuer,
+        issued_at: i64,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The record, if there is one (expired or not: the caller tells an expired ID from an
+    /// unknown one, and refuses both).
+    fn lookup(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<LogIdRecord>, StoreError>> + Send;
+}
+
+/// How a stored operation log is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `PUT /api/v1/logs/{logId}`: the redacted JSON document, deflated.
+    Json,
+    /// COCOA's blob-style upload: the app's zip, each entry redacted, as a zip.
+    Zip,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Zip => "zip",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "json" => Some(Self::Json),
+            "zip" => Some(Self::Zip),
+            _ => None,
+        }
+    }
+}
+
+/// A log to store, already redacted.
+pub struct NewOperationLog<'a> {
+    /// The log ID as the helpdesk reads it (canonical form), or the app's UUID for a blob upload.
+    pub id: &'a str,
+    pub format: LogFormat,
+    /// The stored bytes (deflated JSON or the zip).
+    pub body: &'a [u8],
+    /// Size before compression, for the helpdesk's listing.
+    pub original_bytes: u64,
+    pub received_at: i64,
+    pub expires_at: i64,
+    /// Redactions by kind label, counts only.
+    pub redactions: Vec<(&'static str, u64)>,
+    /// For an issued log ID: mark it used in the same transaction (the upload and the use of the
+    /// ID happen together or not at all).
+    pub consume_issued_id: bool,
+}
+
+/// What `OperationLogStore::store` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogStoreOutcome {
+    Stored,
+    /// A log is already stored under this id (a second upload).
+    AlreadyStored,
+    /// The issued ID was no longer issued and unused when the upload committed (used or expired
+    /// in between).
+    IdNoLongerIssued,
+}
+
+/// A stored log's description.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogSummary {
+    pub id: String,
+    pub format: LogFormat,
+    pub received_at: i64,
+    pub expires_at: i64,
+    pub original_bytes: u64,
+    pub stored_bytes: u64,
+    pub redactions: Vec<(String, u64)>,
+}
+
+/// The consented operation logs.
+pub trait OperationLogStore {
+    fn store(
+        &self,
+        log: NewOperationLog<'_>,
+    ) -> impl Future<Output = Result<LogStoreOutcome, StoreError>> + Send;
+    /// The log and its stored bytes, unless there is none or it has expired at `now`.
+    fn get(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<(LogSummary, Vec<u8>)>, StoreError>> + Send;
+    /// Logs received on or after `since` (unix seconds) that have not expired at `now`.
+    fn list(
+        &self,
+        since: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<LogSummary>, StoreError>> + Send;
+    /// Deletes the log (every chunk); `Ok(false)` if there was none.
+    fn delete(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// One consented event-log entry as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventLogRecord {
+    /// Lowercase hex SHA-256 of idempotency key and the entry's clear text (COCOA's id).
+    pub id: String,
+    pub epoch: i64,
+    pub kind: String,
+    pub subtype: String,
+    /// The entry's `content` as compact JSON.
+    pub content: String,
+    pub created: i64,
+    pub expires_at: i64,
+}
+
+/// The consented event logs and survey answers.
+pub trait EventLogStore {
+    /// Stores each entry unless one with its id is already stored; returns how many were new.
+    fn put_new(
+        &self,
+        entries: &[EventLogRecord],
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// What a retention sweep deleted from one place.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub place: String,
+    pub deleted: u64,
+}
+
+/// A place whose items carry their own deadline.
+pub trait RetentionSweep {
+    /// Deletes everything whose deadline is at or before `now` (unix seconds).
+    fn purge_expired(&self, now: i64) -> impl Future<Output = Result<Purged, StoreError>> + Send;
+}

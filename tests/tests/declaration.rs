@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 use e2e::workspace_root;
 use serde_json::Value;
 use shared::adapters::attestation::AttestationConfig;
-use shared::config::{PublishExportsConfig, SubmitKeysConfig, VerifierConfig};
+use shared::config::{
+    AcceptEventLogsConfig, AcceptLogsConfig, EnforceRetentionConfig, IssueLogIdConfig,
+    PublishExportsConfig, SubmitKeysConfig, VerifierConfig,
+};
 
 /// The attestation switches the deployment sets for `submit-keys` (the rest of
 /// `AttestationConfig::VARIABLES` are secrets an operator adds when switching iOS on).
@@ -85,11 +88,20 @@ fn every_function_is_given_exactly_the_variables_its_configuration_reads() {
         .chain(SUBMIT_KEYS_ATTESTATION)
         .copied()
         .collect();
+    let event_logs: Vec<&str> = AcceptEventLogsConfig::DECLARED
+        .iter()
+        .chain(SUBMIT_KEYS_ATTESTATION)
+        .copied()
+        .collect();
     let configurations: &[(&str, &[&str])] = &[
         ("submit-keys", &submit_keys),
         ("verify-processing-number", VerifierConfig::DECLARED),
         ("register", &[]),
         ("publish-exports", PublishExportsConfig::DECLARED),
+        ("issue-log-id", IssueLogIdConfig::DECLARED),
+        ("accept-logs", AcceptLogsConfig::DECLARED),
+        ("accept-event-logs", &event_logs),
+        ("enforce-retention", EnforceRetentionConfig::DECLARED),
     ];
     assert_eq!(
         configurations.len(),
@@ -174,4 +186,51 @@ fn every_placeholder_names_a_declared_resource_or_setting() {
             }
         }
     }
+}
+
+#[test]
+fn the_retention_job_sweeps_every_table() {
+    let declaration = declaration();
+    let tables: BTreeSet<String> = declaration["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| {
+            assert_eq!(t["ttlAttribute"], "expires_at", "{}", t["id"]);
+            format!("${{table:{}}}", t["id"].as_str().expect("id"))
+        })
+        .collect();
+    let retention = functions()
+        .into_iter()
+        .find(|f| f["name"] == "enforce-retention")
+        .expect("declared");
+    let swept: BTreeSet<String> = retention["environment"]["RETENTION_TABLES"]
+        .as_str()
+        .expect("RETENTION_TABLES")
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(swept, tables);
+    assert!(retention["schedule"].as_str().is_some());
+}
+
+#[test]
+fn the_log_container_route_is_the_configured_container() {
+    let accept_logs = functions()
+        .into_iter()
+        .find(|f| f["name"] == "accept-logs")
+        .expect("declared");
+    let container = accept_logs["environment"]["LOG_CONTAINER"]
+        .as_str()
+        .expect("LOG_CONTAINER");
+    let routes: Vec<&str> = accept_logs["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        routes.contains(&format!("PUT /{container}/{{blob}}").as_str()),
+        "{routes:?}"
+    );
 }

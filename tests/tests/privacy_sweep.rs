@@ -90,6 +90,11 @@ async fn no_table_holds_private_data() {
                 );
             }
             for (name, value) in &item {
+                // Stored operation logs are compressed bytes (a deflated document or a zip):
+                // their contents are read, decompressed, by `no_stored_log_holds_private_data`.
+                if *table == stack.resource("table:operation-logs") && name == "data" {
+                    continue;
+                }
                 // Key bytes belong in the keys table's key_data, and nowhere else.
                 let allow_key_material = is_keys_table && name == "key_data";
                 if let Some(found) = forbidden(&render(value), allow_key_material) {
@@ -99,6 +104,67 @@ async fn no_table_holds_private_data() {
         }
     }
     assert!(items_seen > 0, "the sweep runs after the suite stored keys");
+}
+
+/// Every stored operation log, decompressed (JSON document, or each file of a zip), is free of
+/// what redaction removes.
+#[tokio::test]
+async fn no_stored_log_holds_private_data() {
+    use shared::ports::{LogFormat, OperationLogStore};
+    let stack = Stack::connect().await;
+    let store = shared::adapters::dynamo_logs::DynamoOperationLogs::new(
+        stack.dynamodb.clone(),
+        stack.resource("table:operation-logs"),
+        stack.resource("table:log-ids"),
+    );
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let logs = store.list(0, now).await.expect("list");
+    assert!(
+        !logs.is_empty(),
+        "the sweep runs after the suite stored logs"
+    );
+    let mut formats = std::collections::BTreeSet::new();
+    for log in logs {
+        let (summary, body) = store
+            .get(&log.id, now)
+            .await
+            .expect("get")
+            .expect("listed, so stored");
+        formats.insert(summary.format.as_str());
+        let texts: Vec<String> = match summary.format {
+            LogFormat::Json => vec![
+                String::from_utf8(
+                    shared::domain::operation_log::decode_log(&body).expect("inflates"),
+                )
+                .expect("UTF-8"),
+            ],
+            LogFormat::Zip => {
+                let mut archive =
+                    zip::ZipArchive::new(std::io::Cursor::new(body)).expect("a stored zip");
+                (0..archive.len())
+                    .map(|i| {
+                        let mut text = String::new();
+                        std::io::Read::read_to_string(
+                            &mut archive.by_index(i).expect("entry"),
+                            &mut text,
+                        )
+                        .expect("UTF-8");
+                        text
+                    })
+                    .collect()
+            }
+        };
+        for text in texts {
+            if let Some(found) = forbidden(&text, false) {
+                panic!("operation log {} holds {found}", log.id);
+            }
+        }
+    }
+    assert_eq!(
+        formats.len(),
+        2,
+        "both upload routes were swept: {formats:?}"
+    );
 }
 
 #[tokio::test]
@@ -126,6 +192,9 @@ async fn no_function_log_line_holds_private_data_or_a_panic() {
         "diagnosis accepted",
         "diagnosis refused",
         "register answered",
+        "log accepted",
+        "log refused",
+        "event logs accepted",
     ] {
         assert!(
             log.contains(expected),

@@ -2,32 +2,16 @@
 //! own ledger table (`pk`/`sk`): `state#{region}` (progress and any pending release), `counter`
 //! (batch numbers), `batches#{region}` (published files, TTL when they leave list.json).
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
+use crate::adapters::dynamo::{Item, code, number, query_all};
 use crate::adapters::dynamo_keys::RELEASE_INDEX;
 use crate::domain::export::ExportKey;
 use crate::domain::exposure_key::{KEY_LENGTH, KeyData, ReportType, release_partition};
 use crate::ports::{
     ExportLedger, ExportState, PendingRelease, PublishedBatch, ReleasedKeySource, StoreError,
 };
-
-type Item = HashMap<String, AttributeValue>;
-
-fn code<E: ProvideErrorMetadata>(error: &E) -> StoreError {
-    StoreError(error.code().unwrap_or("request failed").to_owned())
-}
-
-fn number(item: &Item, name: &str) -> Option<i64> {
-    match item.get(name) {
-        Some(AttributeValue::N(n)) => n.parse().ok(),
-        _ => None,
-    }
-}
 
 fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     match item.get(name) {
@@ -98,25 +82,6 @@ impl ReleasedKeySource for DynamoReleasedKeys {
             );
         }
         Ok(keys)
-    }
-}
-
-/// Every item a query matches, page after page.
-async fn query_all(query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
-    let mut items = Vec::new();
-    let mut start: Option<Item> = None;
-    loop {
-        let page = query
-            .clone()
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| code(&e.into_service_error()))?;
-        items.extend(page.items.unwrap_or_default());
-        match page.last_evaluated_key {
-            Some(key) if !key.is_empty() => start = Some(key),
-            _ => return Ok(items),
-        }
     }
 }
 

@@ -1,9 +1,9 @@
 //! The used-tokens table: `pk` = token id (hex), `expires_at` (TTL). Nothing else.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use crate::adapters::dynamo::put_if_absent;
 use crate::ports::{StoreError, UsedTokenStore};
 
 pub struct DynamoUsedTokens {
@@ -26,27 +26,13 @@ impl DynamoUsedTokens {
 
 impl UsedTokenStore for DynamoUsedTokens {
     async fn consume(&self, token_id: &str, expires_at: i64) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", AttributeValue::S(token_id.to_owned()))
-            .item("expires_at", AttributeValue::N(expires_at.to_string()))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) => {
-                let error = error.into_service_error();
-                if error.is_conditional_check_failed_exception() {
-                    Ok(false)
-                } else {
-                    Err(StoreError(
-                        error.code().unwrap_or("request failed").to_owned(),
-                    ))
-                }
-            }
-        }
+        put_if_absent(
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S(token_id.to_owned()))
+                .item("expires_at", AttributeValue::N(expires_at.to_string())),
+        )
+        .await
     }
 }

@@ -2,14 +2,17 @@
 
 pub mod attestation;
 pub mod devicecheck;
+pub(crate) mod dynamo;
 pub mod dynamo_exports;
 pub mod dynamo_keys;
+pub mod dynamo_logs;
 pub mod dynamo_tokens;
 pub mod hersys;
 pub mod kms_mac;
 pub mod kms_signer;
 pub mod lambda_verifier;
 pub mod local_signer;
+pub mod retention;
 pub mod s3_bucket;
 pub mod safetynet;
 

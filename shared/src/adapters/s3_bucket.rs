@@ -21,18 +21,21 @@ impl S3ExportBucket {
         }
     }
 
-    /// Path-style addressing when an endpoint is overridden (the local stack), as virtual-host
-    /// names like `bucket.127.0.0.1` do not resolve.
     pub fn from_config(config: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
-        let path_style = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
-            || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-        let client = Client::from_conf(
-            aws_sdk_s3::config::Builder::from(config)
-                .force_path_style(path_style)
-                .build(),
-        );
-        Self::new(client, bucket)
+        Self::new(s3_client(config), bucket)
     }
+}
+
+/// An S3 client; path-style addressing when an endpoint is overridden (the local stack), as
+/// virtual-host names like `bucket.127.0.0.1` do not resolve.
+pub fn s3_client(config: &aws_config::SdkConfig) -> Client {
+    let path_style = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(path_style)
+            .build(),
+    )
 }
 
 fn code<E: ProvideErrorMetadata>(error: &E) -> String {

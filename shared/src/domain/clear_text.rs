@@ -196,19 +196,23 @@ fn dotnet_upper_invariant(text: &str) -> String {
         .collect()
 }
 
-/// The event logs in submitted order, each `hasConsent.epoch.type.subtype.content`, joined by `,`.
+/// One event log's clear text, `hasConsent.epoch.type.subtype.content` (COCOA's
+/// `EventLogModel.ClearText`; with the idempotency key in front, its SHA-256 is the stored id).
+pub fn event_log_text(log: &EventLogText) -> String {
+    format!(
+        "{}.{}.{}.{}.{}",
+        dotnet_bool(log.has_consent),
+        log.epoch,
+        log.kind,
+        log.subtype,
+        log.content_json
+    )
+}
+
+/// The event logs in submitted order, each as `event_log_text`, joined by `,`.
 fn event_logs_text(logs: &[EventLogText]) -> String {
     logs.iter()
-        .map(|log| {
-            format!(
-                "{}.{}.{}.{}.{}",
-                dotnet_bool(log.has_consent),
-                log.epoch,
-                log.kind,
-                log.subtype,
-                log.content_json
-            )
-        })
+        .map(event_log_text)
         .collect::<Vec<_>>()
         .join(",")
 }

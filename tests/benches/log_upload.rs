@@ -1,0 +1,71 @@
+//! Upload throughput of a 5 MiB operation log through the local stack (`scripts/dev` must be
+//! running): each round issues a log ID (`POST /api/v1/logs`) and uploads a 5 MiB JSON log with
+//! about 20,000 entries, some of them carrying e-mail addresses, IPs and 8-digit numbers for the
+//! redactor to find. Reports the median and best round trip of the upload, and MiB/s.
+//!
+//! `cargo bench -p e2e --bench log_upload`
+
+use std::time::Instant;
+
+use e2e::*;
+use serde_json::{Value, json};
+
+const ROUNDS: usize = 10;
+const TARGET_BYTES: usize = 5 * 1024 * 1024;
+
+fn upload() -> String {
+    let mut entries = Vec::new();
+    let mut size = 0;
+    let mut i = 0u64;
+    while size < TARGET_BYTES - 400 {
+        let entry = if i.is_multiple_of(10) {
+            json!({"time": "2026-11-23T08:59:00Z", "operation": format!("HttpDataService.PutEventLog #{i}"),
+                   "succeeded": false,
+                   "inputs": {"note": format!("user wrote mail{i}@example.com and number {:08}", i % 100_000_000)},
+                   "outputs": {"status": 503, "server": format!("10.0.{}.{}", i % 250, i % 200)}, "state": {"retry": i % 3}})
+        } else {
+            json!({"time": "2026-11-23T08:59:00Z", "operation": "ExposureDetectionBackgroundService.ExposureDetectionAsync",
+                   "succeeded": true,
+                   "inputs": {"diagnosisKeysFiles": i % 17, "configurationVersion": "2.1.0"},
+                   "outputs": {"matchCount": 0, "elapsedMs": i % 1000}, "state": {"enabled": true, "bluetooth": "On"}})
+        };
+        size += entry.to_string().len() + 1;
+        entries.push(entry);
+        i += 1;
+    }
+    json!({"consent": true, "consentedAt": "2026-11-23T09:00:00Z",
+           "logInfo": {"appVersion": "3.0.0", "os": "Android", "osVersion": "13", "deviceModel": "Pixel 7"},
+           "entries": entries})
+    .to_string()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let stack = Stack::connect().await;
+    let body = upload();
+    let mib = body.len() as f64 / (1024.0 * 1024.0);
+    println!("operation-log upload through the local stack: {mib:.2} MiB JSON, {ROUNDS} rounds");
+    let mut seconds = Vec::new();
+    for _ in 0..ROUNDS {
+        let (status, text) = stack.send("POST", "/api/v1/logs", "", &[]).await;
+        assert_eq!(status, 201, "{text}");
+        let issued: Value = serde_json::from_str(&text).expect("JSON");
+        let id = issued["logId"].as_str().expect("logId").to_owned();
+        let started = Instant::now();
+        let (status, text) = stack
+            .send("PUT", &format!("/api/v1/logs/{id}"), body.clone(), &[])
+            .await;
+        seconds.push(started.elapsed().as_secs_f64());
+        assert_eq!(status, 201, "{text}");
+    }
+    seconds.sort_by(f64::total_cmp);
+    let median = seconds[seconds.len() / 2];
+    let best = seconds[0];
+    println!(
+        "upload round trip: median {:.0} ms ({:.1} MiB/s), best {:.0} ms ({:.1} MiB/s)",
+        median * 1000.0,
+        mib / median,
+        best * 1000.0,
+        mib / best
+    );
+}
