@@ -221,6 +221,12 @@ async fn an_expired_id_and_a_refused_consent_store_nothing() {
         )
         .await;
     assert_eq!(status, 400);
+    let mut oversized = upload_body();
+    oversized["entries"][1]["state"] = json!("x".repeat(10 * 1024 * 1024));
+    let (status, _) = stack
+        .put_json(&format!("/api/v1/logs/{id}"), &oversized, &[])
+        .await;
+    assert_eq!(status, 413, "over 10 MiB");
     assert_eq!(stored_under(&stack, &canonical(&id)).await, 0);
     let record = DynamoLogIds::new(stack.dynamodb.clone(), stack.resource("table:log-ids"))
         .lookup(&canonical(&id))
