@@ -234,3 +234,41 @@ fn the_log_container_route_is_the_configured_container() {
         "{routes:?}"
     );
 }
+
+#[test]
+fn operator_secrets_are_variables_their_functions_read() {
+    let declaration = declaration();
+    let optional: &[(&str, &[&str])] = &[
+        ("verify-processing-number", VerifierConfig::OPTIONAL),
+        ("submit-keys", AttestationConfig::VARIABLES),
+        ("accept-event-logs", AttestationConfig::VARIABLES),
+    ];
+    let secrets = declaration["operatorSecrets"].as_array().expect("operatorSecrets");
+    assert!(!secrets.is_empty());
+    for secret in secrets {
+        let variable = secret["variable"].as_str().expect("variable");
+        for function in secret["functions"].as_array().expect("functions") {
+            let function = function.as_str().expect("name");
+            let read = optional
+                .iter()
+                .find(|(name, _)| *name == function)
+                .map(|(_, read)| *read)
+                .unwrap_or_else(|| panic!("{variable}: {function} reads no optional secrets"));
+            assert!(read.contains(&variable), "{function} does not read {variable}");
+        }
+    }
+    // Every deployment setting a function uses is described for the operator.
+    let described: BTreeSet<String> = declaration["settings"]["deployment"]
+        .as_object()
+        .expect("deployment settings")
+        .keys()
+        .cloned()
+        .collect();
+    let local: BTreeSet<String> = declaration["settings"]["local"]
+        .as_object()
+        .expect("local settings")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(described, local, "every setting has a local value and a deployment description");
+}
