@@ -2,7 +2,9 @@
 // The CDK app: one stack, in a Japanese region only (seed 000 §2.4).
 //   cdk deploy                                   ap-northeast-1 (Tokyo)
 //   cdk deploy -c region=ap-northeast-3          Osaka
-// Any other region is refused here, and by a rule in the template itself.
+// Any other region is refused here, and by a rule in the template itself. The one exception is
+// the CocoaEdge stack (the web ACL in front of the API): AWS creates CloudFront web ACLs only in
+// us-east-1; it holds request-rate rules and no data.
 
 import * as path from 'path';
 
@@ -10,6 +12,7 @@ import { App } from 'aws-cdk-lib';
 
 import { ALLOWED_REGIONS, CocoaStack } from '../lib/cocoa-stack';
 import { loadDeclaration } from '../lib/declaration';
+import { CocoaEdgeStack } from '../lib/edge-stack';
 
 export function regionFrom(context: unknown): string {
   const region = typeof context === 'string' && context.length > 0 ? context : 'ap-northeast-1';
@@ -31,8 +34,17 @@ export function buildApp(app: App): CocoaStack {
   });
 }
 
+/** The web ACL for CloudFront: AWS creates CloudFront web ACLs only in us-east-1. */
+export function buildEdge(app: App): CocoaEdgeStack {
+  return new CocoaEdgeStack(app, 'CocoaEdge', {
+    env: { region: 'us-east-1', account: process.env.CDK_DEFAULT_ACCOUNT },
+    description: 'COCOA: the API web ACL (request-rate rules only, no data)',
+  });
+}
+
 if (require.main === module) {
   const app = new App();
+  buildEdge(app);
   buildApp(app);
   app.synth();
 }

@@ -18,7 +18,11 @@ import {
   StackProps,
 } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
-import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import {
+  HttpIamAuthorizer,
+  HttpLambdaAuthorizer,
+  HttpLambdaResponseType,
+} from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
@@ -31,6 +35,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
@@ -70,8 +75,24 @@ const REASONS = {
   logGroupCmk: 'Log lines are an allow-list of fields with no personal data (the privacy sweep in scripts/test proves it); CloudWatch encrypts them at rest.',
   noVpc: 'The functions call only AWS APIs and HER-SYS (mutual TLS) over TLS and hold no VPC resources; a VPC would add NAT cost and cold-start time and protect nothing.',
   envCmk: 'Encrypted at rest with the Lambda-managed key; the secrets among the variables come from NoEcho parameters. Secrets Manager is the next hardening step (README deploy guide).',
+  defaultCertificate:
+    "The default *.cloudfront.net certificate's policy is fixed by AWS; an operator serving the app's own domain sets its ACM certificate and TLSv1.2_2021 (infra/README.md).",
+  noViewerLogs: 'CloudFront access logs record every viewer IP address, which this service never keeps (seeds 000 and 001); request counts come from CloudWatch metrics.',
   syncDlq: 'Invoked synchronously by API Gateway (or Lambda Invoke): a failure is answered to the caller, who retries; a dead-letter queue applies only to asynchronous invocations.',
 };
+
+/** The header CloudFront adds and the API requires (`OriginVerifier`). */
+export const ORIGIN_HEADER = 'x-origin-verify';
+
+/** The authorizer's code: a constant-time comparison of the header with the shared secret. */
+const ORIGIN_VERIFIER_SOURCE = `
+const crypto = require('crypto');
+const expected = Buffer.from(process.env.ORIGIN_VERIFY || '');
+exports.handler = async (event) => {
+  const given = Buffer.from((event.headers && event.headers['${'x-origin-verify'}']) || '');
+  return { isAuthorized: expected.length > 0 && given.length === expected.length && crypto.timingSafeEqual(given, expected) };
+};
+`;
 
 /** Per-function tuning the declaration leaves to the deployment. */
 const TUNING: Record<string, { memoryMb: number; timeout: Duration; reserved: number }> = {
@@ -93,6 +114,7 @@ export class CocoaStack extends Stack {
   readonly bucket: s3.Bucket;
   readonly distribution: cloudfront.Distribution;
   readonly api: apigwv2.HttpApi;
+  readonly apiDistribution: cloudfront.Distribution;
 
   constructor(scope: Construct, id: string, props: CocoaStackProps) {
     super(scope, id, props);
@@ -217,15 +239,14 @@ export class CocoaStack extends Stack {
       },
       httpVersion: cloudfront.HttpVersion.HTTP2_AND_3,
       priceClass: cloudfront.PriceClass.PRICE_CLASS_200,
-      enableLogging: true,
-      logBucket: accessLogs,
-      logFilePrefix: 'cloudfront/',
-      logIncludesCookies: false,
+      // No CloudFront access logs: every line would hold a phone's IP address.
+      enableLogging: false,
     });
 
     acceptFinding(this.distribution, [
       ['CKV_AWS_68', 'Downloads are public, static, cached files (export zips, list.json): a flood costs CloudFront bandwidth, not the service. Rate limits guard the API (docs/security.md).'],
-      ['CKV_AWS_174', "The default *.cloudfront.net certificate's policy is fixed by AWS; an operator serving the app's own domain sets its ACM certificate and TLSv1.2_2021 (README deploy guide)."],
+      ['CKV_AWS_174', REASONS.defaultCertificate],
+      ['CKV_AWS_86', REASONS.noViewerLogs],
     ]);
 
     const settings = this.settings(declaration);
@@ -257,11 +278,26 @@ export class CocoaStack extends Stack {
       this.grant(created, PERMISSIONS[fn.name] ?? []);
     }
 
-    this.api = this.httpApi(declaration);
+    const originSecret = new secretsmanager.Secret(this, 'OriginVerify', {
+      description: 'CloudFront → API: proves a request came through the web ACL',
+      generateSecretString: { excludePunctuation: true, passwordLength: 40 },
+    });
+    acceptFinding(originSecret, [
+      ['CKV_AWS_149', 'A random shared value between CloudFront and the API, not data: the AWS-managed key suffices.'],
+    ]);
+    this.api = this.httpApi(declaration, originSecret);
+    this.apiDistribution = this.apiEdge(originSecret);
     this.schedules(declaration);
     this.alarms();
 
-    new CfnOutput(this, 'ApiUrl', { value: this.api.apiEndpoint, description: 'apiUrlBase for the app' });
+    new CfnOutput(this, 'ApiUrl', {
+      value: `https://${this.apiDistribution.distributionDomainName}`,
+      description: 'the app\'s API base (through CloudFront and the web ACL)',
+    });
+    new CfnOutput(this, 'HelpdeskApiUrl', {
+      value: this.api.apiEndpoint,
+      description: 'the IAM-authorised helpdesk route, called with SigV4 directly',
+    });
     new CfnOutput(this, 'DownloadUrl', {
       value: `https://${this.distribution.distributionDomainName}`,
       description: 'cdnUrlBase for the app',
@@ -407,13 +443,42 @@ export class CocoaStack extends Stack {
     }
   }
 
-  private httpApi(declaration: Declaration): apigwv2.HttpApi {
+  private httpApi(declaration: Declaration, originSecret: secretsmanager.Secret): apigwv2.HttpApi {
     const api = new apigwv2.HttpApi(this, 'Api', {
       apiName: 'cocoa',
       description: 'COCOA backend (the app wire contract)',
       createDefaultStage: true,
     });
     const iamAuthorizer = new HttpIamAuthorizer();
+    // Requests that did not come through CloudFront (and so the web ACL) lack the origin header:
+    // API Gateway refuses them without calling anything; the answer for the header's value is
+    // cached an hour, so the check costs nothing per request.
+    const verifier = new lambda.Function(this, 'OriginVerifier', {
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      handler: 'index.handler',
+      code: lambda.Code.fromInline(ORIGIN_VERIFIER_SOURCE),
+      environment: { ORIGIN_VERIFY: originSecret.secretValue.unsafeUnwrap() },
+      memorySize: 128,
+      timeout: Duration.seconds(3),
+      reservedConcurrentExecutions: 5,
+      logGroup: new logs.LogGroup(this, 'Logs-origin-verifier', {
+        retention: logs.RetentionDays.ONE_MONTH,
+        removalPolicy: RemovalPolicy.DESTROY,
+      }),
+      description: 'COCOA: admits API requests that came through CloudFront',
+    });
+    acceptFinding(verifier, [
+      ['CKV_AWS_117', REASONS.noVpc],
+      ['CKV_AWS_173', REASONS.envCmk],
+      ['CKV_AWS_116', REASONS.syncDlq],
+    ]);
+    acceptFinding(verifier.logGroup, [['CKV_AWS_158', REASONS.logGroupCmk]]);
+    const throughCloudFront = new HttpLambdaAuthorizer('ThroughCloudFront', verifier, {
+      responseTypes: [HttpLambdaResponseType.SIMPLE],
+      identitySource: [`$request.header.${ORIGIN_HEADER}`],
+      resultsCacheTtl: Duration.hours(1),
+    });
     for (const fn of declaration.functions) {
       if (fn.routes.length === 0) {
         continue;
@@ -425,7 +490,7 @@ export class CocoaStack extends Stack {
           path: routePath,
           methods: [method as apigwv2.HttpMethod],
           integration,
-          authorizer: fn.helpdeskRoutes?.includes(route) ? iamAuthorizer : undefined,
+          authorizer: fn.helpdeskRoutes?.includes(route) ? iamAuthorizer : throughCloudFront,
         });
       }
     }
@@ -460,6 +525,37 @@ export class CocoaStack extends Stack {
       }),
     };
     return api;
+  }
+
+  /** The app's way in: CloudFront, with the us-east-1 web ACL (CocoaEdge), in front of the API. */
+  private apiEdge(originSecret: secretsmanager.Secret): cloudfront.Distribution {
+    const webAcl = new CfnParameter(this, 'apiWebAclArn', {
+      type: 'String',
+      description: 'ARN of the CocoaEdge stack\'s web ACL (output ApiWebAclArn; us-east-1)',
+      allowedPattern: '^arn:aws:wafv2:us-east-1:[0-9]{12}:global/webacl/.+$',
+    });
+    const distribution = new cloudfront.Distribution(this, 'ApiEdge', {
+      comment: 'COCOA API: the web ACL in front of the HTTP API',
+      defaultBehavior: {
+        origin: new origins.HttpOrigin(`${this.api.apiId}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}`, {
+          protocolPolicy: cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
+          customHeaders: { [ORIGIN_HEADER]: originSecret.secretValue.unsafeUnwrap() },
+        }),
+        cachePolicy: cloudfront.CachePolicy.CACHING_DISABLED,
+        originRequestPolicy: cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+        allowedMethods: cloudfront.AllowedMethods.ALLOW_ALL,
+        viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+      },
+      webAclId: webAcl.valueAsString,
+      httpVersion: cloudfront.HttpVersion.HTTP2_AND_3,
+      priceClass: cloudfront.PriceClass.PRICE_CLASS_200,
+      enableLogging: false,
+    });
+    acceptFinding(distribution, [
+      ['CKV_AWS_174', REASONS.defaultCertificate],
+      ['CKV_AWS_86', REASONS.noViewerLogs],
+    ]);
+    return distribution;
   }
 
   private schedules(declaration: Declaration) {

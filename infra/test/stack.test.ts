@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 
-import { buildApp, regionFrom } from '../bin/app';
+import { buildApp, buildEdge, regionFrom } from '../bin/app';
 import { loadDeclaration } from '../lib/declaration';
 
 const declaration = loadDeclaration();
@@ -59,7 +59,7 @@ function statementsOf(name: string): any[] {
 
 const actionsOf = (name: string) => statementsOf(name).flatMap((s) => [s.Action].flat());
 
-test('every declared route is served by its function; only the helpdesk route needs IAM', () => {
+test('every declared route is served by its function; the helpdesk route needs IAM, the rest CloudFront', () => {
   const routes = ofType('AWS::ApiGatewayV2::Route');
   const declared = declaration.functions.flatMap((f) => f.routes.map((r) => ({ route: r, fn: f })));
   assert.equal(routes.length, declared.length);
@@ -69,7 +69,11 @@ test('every declared route is served by its function; only the helpdesk route ne
     const integration = resources[[...references(found[1].Properties.Target)][0]];
     assert.ok(references(integration.Properties.IntegrationUri).has(functionId(fn.name)), `${route} → ${fn.name}`);
     const iam = fn.helpdeskRoutes?.includes(route) ?? false;
-    assert.equal(found[1].Properties.AuthorizationType, iam ? 'AWS_IAM' : 'NONE', route);
+    assert.equal(found[1].Properties.AuthorizationType, iam ? 'AWS_IAM' : 'CUSTOM', route);
+    if (!iam) {
+      const authorizer = resources[[...references(found[1].Properties.AuthorizerId)][0]];
+      assert.deepEqual(authorizer.Properties.IdentitySource, ['$request.header.x-origin-verify'], route);
+    }
   }
 });
 
@@ -193,4 +197,28 @@ test('scheduled functions run on their declared schedule, with a dead-letter que
   for (const alarm of ['ExporterNoProgress', 'Api5xx', 'HersysFailures', 'VerificationGuessing']) {
     assert.ok(Object.keys(resources).some((id) => id.startsWith(alarm)), alarm);
   }
+});
+
+test('the API is reached through CloudFront with the web ACL, which rate-limits guessing per address', () => {
+  const api = ofType('AWS::CloudFront::Distribution').find(([, d]) =>
+    JSON.stringify(d.Properties.DistributionConfig.Origins).includes('execute-api'),
+  );
+  assert.ok(api, 'a distribution in front of the API');
+  const config = api[1].Properties.DistributionConfig;
+  assert.deepEqual(config.WebACLId, { Ref: 'apiWebAclArn' });
+  assert.equal(config.Origins[0].OriginCustomHeaders[0].HeaderName, 'x-origin-verify');
+  assert.equal(config.Logging, undefined, 'no viewer logs: they hold IP addresses');
+
+  const app = new App({ context: { placeholderArtifacts: 'true' } });
+  const edge = Template.fromStack(buildEdge(app));
+  const [acl] = Object.values(edge.findResources('AWS::WAFv2::WebACL')) as Resource[];
+  assert.equal(acl.Properties.Scope, 'CLOUDFRONT');
+  const guessing = acl.Properties.Rules.find((r: any) => r.Name === 'guessing-routes-per-address');
+  assert.equal(guessing.Statement.RateBasedStatement.Limit, 100);
+  assert.equal(guessing.Statement.RateBasedStatement.AggregateKeyType, 'IP');
+  const paths = guessing.Statement.RateBasedStatement.ScopeDownStatement.OrStatement.Statements.map(
+    (s: any) => s.ByteMatchStatement.SearchString,
+  );
+  assert.deepEqual(paths.sort(), ['/api/v1/verification', '/api/v2/diagnosis', '/api/v3/diagnosis']);
+  assert.ok(acl.Properties.Rules.every((r: any) => r.VisibilityConfig.SampledRequestsEnabled === false));
 });

@@ -243,7 +243,9 @@ fn operator_secrets_are_variables_their_functions_read() {
         ("submit-keys", AttestationConfig::VARIABLES),
         ("accept-event-logs", AttestationConfig::VARIABLES),
     ];
-    let secrets = declaration["operatorSecrets"].as_array().expect("operatorSecrets");
+    let secrets = declaration["operatorSecrets"]
+        .as_array()
+        .expect("operatorSecrets");
     assert!(!secrets.is_empty());
     for secret in secrets {
         let variable = secret["variable"].as_str().expect("variable");
@@ -254,7 +256,10 @@ fn operator_secrets_are_variables_their_functions_read() {
                 .find(|(name, _)| *name == function)
                 .map(|(_, read)| *read)
                 .unwrap_or_else(|| panic!("{variable}: {function} reads no optional secrets"));
-            assert!(read.contains(&variable), "{function} does not read {variable}");
+            assert!(
+                read.contains(&variable),
+                "{function} does not read {variable}"
+            );
         }
     }
     // Every deployment setting a function uses is described for the operator.
@@ -270,5 +275,8 @@ fn operator_secrets_are_variables_their_functions_read() {
         .keys()
         .cloned()
         .collect();
-    assert_eq!(described, local, "every setting has a local value and a deployment description");
+    assert_eq!(
+        described, local,
+        "every setting has a local value and a deployment description"
+    );
 }
