@@ -128,6 +128,9 @@ test("each function reaches only its own tables and keys", () => {
       assert.equal(reached.has(tableId(table.id)), ownTables[fn.name].includes(table.id), `${fn.name} × ${table.id}`);
     }
   }
+  for (const fn of declaration.functions) {
+    assert.ok(!actionsOf(fn.name).some((a) => a.includes('*')), `${fn.name}: no wildcard actions`);
+  }
   assert.ok(actionsOf('publish-exports').includes('kms:Sign'));
   assert.ok(!actionsOf('publish-exports').includes('kms:Verify'));
   assert.ok(!actionsOf('submit-keys').some((a) => a.startsWith('s3:')));
@@ -194,7 +197,7 @@ test('scheduled functions run on their declared schedule, with a dead-letter que
       `${fn.name}: DLQ depth alarm`,
     );
   }
-  for (const alarm of ['ExporterNoProgress', 'Api5xx', 'HersysFailures', 'VerificationGuessing']) {
+  for (const alarm of ['ExporterNoProgress', 'ExporterErrors', 'Api5xx', 'HersysFailureRate', 'VerificationGuessing']) {
     assert.ok(Object.keys(resources).some((id) => id.startsWith(alarm)), alarm);
   }
 });
@@ -221,4 +224,32 @@ test('the API is reached through CloudFront with the web ACL, which rate-limits 
   );
   assert.deepEqual(paths.sort(), ['/api/v1/verification', '/api/v2/diagnosis', '/api/v3/diagnosis']);
   assert.ok(acl.Properties.Rules.every((r: any) => r.VisibilityConfig.SampledRequestsEnabled === false));
+});
+
+test("the exposure configuration is deployed from the repository's static/ folder, never pruning", () => {
+  const [deployment] = ofType('Custom::CDKBucketDeployment');
+  assert.ok(deployment, 'a bucket deployment');
+  const [exportsBucket] = ofType('AWS::S3::Bucket').filter(([, b]) =>
+    (b.Properties.LifecycleConfiguration?.Rules ?? []).some((r: any) => r.Id === 'export-files'),
+  );
+  assert.ok(references(deployment[1].Properties.DestinationBucketName).has(exportsBucket[0]));
+  assert.equal(deployment[1].Properties.Prune, false, 'published export files are never removed by a deploy');
+});
+
+test('the helpdesk policy reads, lists and deletes logs and issues IDs, and nothing else', () => {
+  const [, policy] = ofType('AWS::IAM::ManagedPolicy').find(([, p]) => p.Properties.ManagedPolicyName === 'cocoa-helpdesk')!;
+  const statements = policy.Properties.PolicyDocument.Statement as any[];
+  const actions = statements.flatMap((s) => [s.Action].flat()).sort();
+  assert.deepEqual(actions, [
+    'dynamodb:DeleteItem',
+    'dynamodb:GetItem',
+    'dynamodb:Query',
+    'dynamodb:Scan',
+    'execute-api:Invoke',
+    'lambda:InvokeFunction',
+  ]);
+  const reached = references(statements.map((s) => s.Resource));
+  for (const table of declaration.tables) {
+    assert.equal(reached.has(tableId(table.id)), ['operation-logs', 'event-logs'].includes(table.id), table.id);
+  }
 });
