@@ -83,6 +83,15 @@ const REASONS = {
   syncDlq: 'Invoked synchronously by API Gateway (or Lambda Invoke): a failure is answered to the caller, who retries; a dead-letter queue applies only to asynchronous invocations.',
 };
 
+/** The regions the exporter publishes (its SUPPORTED_REGIONS in the declaration). */
+function exportRegions(declaration: Declaration): string[] {
+  const exporter = declaration.functions.find((f) => f.name === 'publish-exports');
+  return (exporter?.environment.SUPPORTED_REGIONS ?? '440')
+    .split(/[,;:]/)
+    .map((r) => r.trim())
+    .filter((r) => r.length > 0);
+}
+
 /** The header CloudFront adds and the API requires (`OriginVerifier`). */
 export const ORIGIN_HEADER = 'x-origin-verify';
 
@@ -183,7 +192,6 @@ export class CocoaStack extends Stack {
     });
     acceptFinding(accessLogs, [['CKV_AWS_18', 'This is the access-log bucket itself: logging it into itself would loop.']]);
     this.bucket = new s3.Bucket(this, 'Exports', {
-      bucketName: undefined,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       encryption: s3.BucketEncryption.S3_MANAGED,
       enforceSSL: true,
@@ -193,12 +201,12 @@ export class CocoaStack extends Stack {
       // Export files leave list.json after 14 days; the bucket forgets them a day later, and
       // old versions of list.json after a day.
       lifecycleRules: [
-        {
-          id: 'export-files',
-          prefix: `${exportsDeclaration.publicPrefix ?? ''}${'440'}/`,
+        ...exportRegions(declaration).map((region) => ({
+          id: region === exportRegions(declaration)[0] ? 'export-files' : `export-files-${region}`,
+          prefix: `${exportsDeclaration.publicPrefix ?? ''}${region}/`,
           expiration: Duration.days(15),
           noncurrentVersionExpiration: Duration.days(1),
-        },
+        })),
         { id: 'old-versions', noncurrentVersionExpiration: Duration.days(1) },
       ],
       removalPolicy: RemovalPolicy.RETAIN,
