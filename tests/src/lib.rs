@@ -133,6 +133,25 @@ impl Stack {
             .to_owned()
     }
 
+    /// An S3 client for the stack's moto (path-style addressing).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let env = |name: &str| self.environment(name);
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new(env("AWS_REGION")))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                env("AWS_ACCESS_KEY_ID"),
+                env("AWS_SECRET_ACCESS_KEY"),
+                None,
+                None,
+                "test",
+            ))
+            .endpoint_url(env("AWS_ENDPOINT_URL_S3"))
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
     pub fn keys_table(&self) -> String {
         self.resource("table:keys")
     }

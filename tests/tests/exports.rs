@@ -49,24 +49,6 @@ impl Intercept for CountRequests {
     }
 }
 
-fn s3(stack: &Stack) -> aws_sdk_s3::Client {
-    let env = |name: &str| stack.environment(name);
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new(env("AWS_REGION")))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            env("AWS_ACCESS_KEY_ID"),
-            env("AWS_SECRET_ACCESS_KEY"),
-            None,
-            None,
-            "test",
-        ))
-        .endpoint_url(env("AWS_ENDPOINT_URL_S3"))
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
 async fn exporter(
     stack: &Stack,
     regions: Vec<String>,
@@ -83,7 +65,7 @@ async fn exporter(
     PublishExports {
         source: DynamoReleasedKeys::new(dynamodb.clone(), stack.keys_table()),
         ledger: DynamoExportLedger::new(dynamodb, stack.resource("table:exports")),
-        bucket: S3ExportBucket::new(s3(stack), stack.resource("bucket:exports")),
+        bucket: S3ExportBucket::new(stack.s3(), stack.resource("bucket:exports")),
         files: SignedExportFiles {
             signer,
             public_key,
@@ -362,7 +344,7 @@ async fn check_with_openssl_and_protoc(stack: &Stack, zip: &[u8]) {
 #[tokio::test]
 async fn a_run_stopped_anywhere_and_rerun_loses_no_key_duplicates_none_and_rewrites_no_file() {
     let stack = Stack::connect().await;
-    let s3 = s3(&stack);
+    let s3 = stack.s3();
     let bucket = stack.resource("bucket:exports");
     let checkpoints = [
         Checkpoint::ReleasePlanned,
@@ -475,7 +457,7 @@ async fn an_export_reads_what_it_releases_not_the_table() {
 #[tokio::test]
 async fn files_leave_the_list_and_the_bucket_once_their_keys_are_older_than_14_days() {
     let stack = Stack::connect().await;
-    let s3 = s3(&stack);
+    let s3 = stack.s3();
     let bucket = stack.resource("bucket:exports");
     let region = test_region();
     let release = hour_floor(OffsetDateTime::now_utc()) - Duration::hours(1);
