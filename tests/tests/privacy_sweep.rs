@@ -106,6 +106,19 @@ async fn no_table_holds_private_data() {
     assert!(items_seen > 0, "the sweep runs after the suite stored keys");
 }
 
+/// Every file of a zip, as text (lossily, for binary entries such as export.bin).
+fn zip_texts(zip: Vec<u8>) -> Vec<String> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("a zip");
+    (0..archive.len())
+        .map(|i| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut archive.by_index(i).expect("entry"), &mut bytes)
+                .expect("entry data");
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+        .collect()
+}
+
 /// Every object in the exports bucket: export zips may hold key material (that is what they
 /// publish) and nothing else private; every other object (list.json, configuration) nothing.
 #[tokio::test]
@@ -139,19 +152,7 @@ async fn no_bucket_object_holds_private_data() {
                 .into_bytes();
             objects += 1;
             let texts: Vec<String> = if key.ends_with(".zip") {
-                let mut archive =
-                    zip::ZipArchive::new(std::io::Cursor::new(body.to_vec())).expect("a zip");
-                (0..archive.len())
-                    .map(|i| {
-                        let mut bytes = Vec::new();
-                        std::io::Read::read_to_end(
-                            &mut archive.by_index(i).expect("entry"),
-                            &mut bytes,
-                        )
-                        .expect("entry data");
-                        String::from_utf8_lossy(&bytes).into_owned()
-                    })
-                    .collect()
+                zip_texts(body.to_vec())
             } else {
                 vec![String::from_utf8_lossy(&body).into_owned()]
             };
@@ -208,21 +209,7 @@ async fn no_stored_log_holds_private_data() {
                 )
                 .expect("UTF-8"),
             ],
-            LogFormat::Zip => {
-                let mut archive =
-                    zip::ZipArchive::new(std::io::Cursor::new(body)).expect("a stored zip");
-                (0..archive.len())
-                    .map(|i| {
-                        let mut text = String::new();
-                        std::io::Read::read_to_string(
-                            &mut archive.by_index(i).expect("entry"),
-                            &mut text,
-                        )
-                        .expect("UTF-8");
-                        text
-                    })
-                    .collect()
-            }
+            LogFormat::Zip => zip_texts(body),
         };
         for text in texts {
             if let Some(found) = forbidden(&text, false) {
