@@ -5,8 +5,9 @@
 //!
 //! Under `cargo test` (stable) each target runs on random inputs for a bounded number of
 //! iterations (bolero's default; `BOLERO_RANDOM_ITERATIONS` sets it). Coverage-guided long runs
-//! (libFuzzer, nightly): `cargo install cargo-bolero`, then
-//! `cargo +nightly bolero test -p shared --test fuzz_parsers <target> -T 10min`.
+//! (libFuzzer with AddressSanitizer, nightly): `cargo install cargo-bolero`, then
+//! `cargo bolero test <target> -p shared --toolchain nightly --profile dev -T 10min`
+//! (the corpus is kept in `shared/tests/__fuzz__/`, which git ignores).
 
 use shared::domain::diagnosis::{DayWindow, SubmissionRules, V2Submission, V3Submission};
 use shared::domain::export::parse_export_zip;
