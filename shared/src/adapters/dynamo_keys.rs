@@ -10,11 +10,11 @@
 //! submission time.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::future::join_all;
 
+use crate::adapters::dynamo::put_if_absent;
 use crate::domain::exposure_key::{ExposureKey, release_partition};
 use crate::ports::{ExposureKeyStore, StoreError, StoreOutcome};
 
@@ -64,28 +64,14 @@ impl DynamoExposureKeyStore {
             .item("rolling_period", number(key.rolling_period.into()))
             .item("transmission_risk", number(key.transmission_risk.into()))
             .item("release_at", number(release_at))
-            .item("expires_at", number(key.expires_at()))
-            .condition_expression("attribute_not_exists(pk)");
+            .item("expires_at", number(key.expires_at()));
         if let Some(report_type) = key.report_type {
             request = request.item("report_type", number(report_type.value().into()));
         }
         if let Some(days) = key.days_since_onset {
             request = request.item("days_since_onset", number(days.into()));
         }
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(error) => {
-                let error = error.into_service_error();
-                if error.is_conditional_check_failed_exception() {
-                    Ok(false)
-                } else {
-                    // Only the error code: a message could quote the request.
-                    Err(StoreError(
-                        error.code().unwrap_or("request failed").to_owned(),
-                    ))
-                }
-            }
-        }
+        put_if_absent(request).await
     }
 }
 
