@@ -5,11 +5,15 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use base64::Engine as _;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{Value, json};
+use shared::domain::exposure_key::release_partition;
 use time::{Date, OffsetDateTime, Time};
+
+pub mod services;
 
 /// Every processing number the tests send. The privacy sweep looks for each of them everywhere.
 pub const VALID_NUMBER: &str = "99999910";
@@ -339,5 +343,181 @@ pub fn string(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
         Some(AttributeValue::S(s)) => Some(s.clone()),
         _ => None,
+    }
+}
+
+/// Writes keys straight into the keys table, as submissions before `release` would have.
+pub async fn put_released_keys(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    keys_table: &str,
+    region: &str,
+    release: time::OffsetDateTime,
+    count: usize,
+) -> Vec<Vec<u8>> {
+    let rsn = rolling_start_number(release.date() - time::Duration::days(2));
+    let mut written = Vec::with_capacity(count);
+    let mut requests = Vec::new();
+    for _ in 0..count {
+        let key = random_bytes(16);
+        let item: HashMap<String, AttributeValue> = [
+            ("pk", AttributeValue::S(format!("{region}#{}", random_id()))),
+            (
+                "release",
+                AttributeValue::S(release_partition(region, release.unix_timestamp())),
+            ),
+            ("key_data", AttributeValue::B(Blob::new(key.clone()))),
+            ("rolling_start_number", AttributeValue::N(rsn.to_string())),
+            ("rolling_period", AttributeValue::N("144".into())),
+            ("transmission_risk", AttributeValue::N("4".into())),
+            ("report_type", AttributeValue::N("1".into())),
+            ("days_since_onset", AttributeValue::N("2".into())),
+            (
+                "release_at",
+                AttributeValue::N(release.unix_timestamp().to_string()),
+            ),
+            (
+                "expires_at",
+                AttributeValue::N((i64::from(rsn) * 600 + 15 * 86_400).to_string()),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        requests.push(
+            WriteRequest::builder()
+                .put_request(
+                    PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .expect("put"),
+                )
+                .build(),
+        );
+        written.push(key);
+    }
+    for chunk in requests.chunks(25) {
+        let output = dynamodb
+            .batch_write_item()
+            .request_items(keys_table, chunk.to_vec())
+            .send()
+            .await
+            .expect("batch write");
+        assert!(output.unprocessed_items.unwrap_or_default().is_empty());
+    }
+    written
+}
+
+/// Every object under `prefix` in `bucket`, with its bytes.
+pub async fn bucket_objects(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .expect("list");
+    let mut objects = std::collections::BTreeMap::new();
+    for object in listed.contents.unwrap_or_default() {
+        let key = object.key.expect("key");
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .expect("get")
+            .body
+            .collect()
+            .await
+            .expect("body");
+        objects.insert(key, body.into_bytes().to_vec());
+    }
+    objects
+}
+
+/// The key data a v3 200 answer echoes (the keys the server accepted; it drops keys outside the
+/// onset window silently, as COCOA does).
+pub fn echoed_keys(body: &str) -> Vec<String> {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v["keys"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|k| k["keyData"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The submission rules the stack declares (`infra/stack.json`), for handlers run in process.
+pub fn declared_submission_rules() -> shared::domain::diagnosis::SubmissionRules {
+    use shared::domain::diagnosis::{DayWindow, SubmissionRules};
+    SubmissionRules {
+        supported_regions: vec!["440".into()],
+        symptom_onset_window: DayWindow { from: -3, to: 10 },
+        test_date_window: DayWindow { from: -3, to: 7 },
+    }
+}
+
+/// A `PUT /api/v3/diagnosis` as API Gateway hands it to `submit-keys`.
+pub fn v3_request(body: &Value) -> lambda_http::Request {
+    let mut request = lambda_http::Request::new(lambda_http::Body::Text(body.to_string()));
+    *request.method_mut() = lambda_http::http::Method::PUT;
+    *request.uri_mut() =
+        lambda_http::http::Uri::from_static("https://api.example.invalid/api/v3/diagnosis");
+    request
+}
+
+/// `publish-exports` as its `main.rs` composes it (a release of under 1,000 keys padded to 1,000,
+/// a grace of 60 s), over the given clients and resources.
+pub type Exporter = shared::export_run::PublishExports<
+    shared::adapters::dynamo_exports::DynamoReleasedKeys,
+    shared::adapters::dynamo_exports::DynamoExportLedger,
+    shared::adapters::s3_bucket::S3ExportBucket,
+    shared::export_run::SignedExportFiles<shared::adapters::kms_signer::KmsSigner>,
+>;
+
+pub struct ExporterSetup<'a> {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub keys_table: &'a str,
+    pub exports_table: &'a str,
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: &'a str,
+    pub kms: aws_sdk_kms::Client,
+    pub signing_key: &'a str,
+    pub regions: Vec<String>,
+    pub max_keys_per_file: usize,
+    pub base_url: String,
+}
+
+impl ExporterSetup<'_> {
+    pub async fn build(self) -> Exporter {
+        use shared::adapters::dynamo_exports::{DynamoExportLedger, DynamoReleasedKeys};
+        use shared::adapters::kms_signer::KmsSigner;
+        use shared::adapters::s3_bucket::S3ExportBucket;
+        use shared::export_run::{ExportSettings, PublishExports, SignedExportFiles};
+        let signer = KmsSigner::new(self.kms, self.signing_key);
+        let public_key = signer.public_key().await.expect("public key");
+        PublishExports {
+            source: DynamoReleasedKeys::new(self.dynamodb.clone(), self.keys_table),
+            ledger: DynamoExportLedger::new(self.dynamodb, self.exports_table),
+            bucket: S3ExportBucket::new(self.s3, self.bucket),
+            files: SignedExportFiles {
+                signer,
+                public_key,
+                verification_key_id: "440".into(),
+                verification_key_version: "v1".into(),
+                min_keys: 1000,
+            },
+            settings: ExportSettings {
+                regions: self.regions,
+                min_keys_per_release: 1000,
+                max_keys_per_file: self.max_keys_per_file,
+                base_url: self.base_url,
+                grace_seconds: 60,
+            },
+        }
     }
 }

@@ -6,7 +6,6 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use e2e::*;
-use lambda_http::{Body, Request};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     date_time_ymd,
@@ -20,7 +19,6 @@ use shared::adapters::dynamo_tokens::DynamoUsedTokens;
 use shared::adapters::kms_mac::KmsMac;
 use shared::adapters::lambda_verifier::LambdaVerifier;
 use shared::adapters::safetynet::SafetyNetVerifier;
-use shared::domain::diagnosis::{DayWindow, SubmissionRules};
 use shared::submission::SubmitKeys;
 use shared::verification::{PayloadVerifier, TokenRedemption};
 use time::Duration;
@@ -112,11 +110,7 @@ async fn service(stack: &Stack, root: &Ca) -> Service {
         stack.lambda.clone(),
     );
     SubmitKeys {
-        rules: SubmissionRules {
-            supported_regions: vec!["440".into()],
-            symptom_onset_window: DayWindow { from: -3, to: 10 },
-            test_date_window: DayWindow { from: -3, to: 7 },
-        },
+        rules: declared_submission_rules(),
         verifier: PayloadVerifier {
             numbers: LambdaVerifier::new(lambda, env("VERIFIER_FUNCTION_NAME")),
             tokens: TokenRedemption {
@@ -132,14 +126,6 @@ async fn service(stack: &Stack, root: &Ca) -> Service {
         },
         store: DynamoExposureKeyStore::new(dynamodb, env("KEYS_TABLE")),
     }
-}
-
-fn request(body: &serde_json::Value) -> Request {
-    let mut request = Request::new(Body::Text(body.to_string()));
-    *request.method_mut() = lambda_http::http::Method::PUT;
-    *request.uri_mut() =
-        lambda_http::http::Uri::from_static("https://api.example.invalid/api/v3/diagnosis");
-    request
 }
 
 /// Builds the `deviceVerificationPayload` for a request body.
@@ -222,7 +208,7 @@ async fn only_a_genuine_attestation_over_the_right_clear_text_passes() {
     ];
     for (name, payload, expected) in cases {
         let (keys, body) = submission(payload.as_ref());
-        let response = submit_keys::handle(&service, request(&body))
+        let response = submit_keys::handle(&service, v3_request(&body))
             .await
             .expect("infallible");
         assert_eq!(response.status().as_u16(), expected, "{name}");

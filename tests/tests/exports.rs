@@ -2,32 +2,18 @@
 //! production adapters; runs in process so a test can choose the clock and stop a run where a
 //! crash would.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::*;
-use shared::adapters::dynamo_exports::{DynamoExportLedger, DynamoReleasedKeys};
-use shared::adapters::kms_signer::KmsSigner;
-use shared::adapters::s3_bucket::S3ExportBucket;
 use shared::domain::export::parse_export_zip;
-use shared::domain::exposure_key::release_partition;
-use shared::export_run::{
-    Checkpoint, ExportError, ExportSettings, PublishExports, SignedExportFiles, never,
-};
+use shared::export_run::{Checkpoint, ExportError, never};
 use time::{Duration, OffsetDateTime};
-
-type Exporter = PublishExports<
-    DynamoReleasedKeys,
-    DynamoExportLedger,
-    S3ExportBucket,
-    SignedExportFiles<KmsSigner>,
->;
 
 /// Counts the DynamoDB requests a client sends.
 #[derive(Debug, Clone, Default)]
@@ -59,28 +45,20 @@ async fn exporter(
     if let Some(counter) = counter {
         dynamodb_config = dynamodb_config.interceptor(counter);
     }
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb_config.build());
-    let signer = KmsSigner::new(stack.kms.clone(), stack.resource("kms:export-signing"));
-    let public_key = signer.public_key().await.expect("public key");
-    PublishExports {
-        source: DynamoReleasedKeys::new(dynamodb.clone(), stack.keys_table()),
-        ledger: DynamoExportLedger::new(dynamodb, stack.resource("table:exports")),
-        bucket: S3ExportBucket::new(stack.s3(), stack.resource("bucket:exports")),
-        files: SignedExportFiles {
-            signer,
-            public_key,
-            verification_key_id: "440".into(),
-            verification_key_version: "v1".into(),
-            min_keys: 1000,
-        },
-        settings: ExportSettings {
-            regions,
-            min_keys_per_release: 1000,
-            max_keys_per_file,
-            base_url: stack.environment("EXPORT_BASE_URL"),
-            grace_seconds: 60,
-        },
+    ExporterSetup {
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb_config.build()),
+        keys_table: &stack.keys_table(),
+        exports_table: &stack.resource("table:exports"),
+        s3: stack.s3(),
+        bucket: &stack.resource("bucket:exports"),
+        kms: stack.kms.clone(),
+        signing_key: &stack.resource("kms:export-signing"),
+        regions,
+        max_keys_per_file,
+        base_url: stack.environment("EXPORT_BASE_URL"),
     }
+    .build()
+    .await
 }
 
 fn hour_floor(t: OffsetDateTime) -> OffsetDateTime {
@@ -115,67 +93,6 @@ async fn published_keys(
         }
     }
     (list, keys)
-}
-
-/// Writes keys straight into the keys table, as submissions before `release` would have.
-async fn put_released_keys(
-    stack: &Stack,
-    region: &str,
-    release: OffsetDateTime,
-    count: usize,
-) -> Vec<Vec<u8>> {
-    let rsn = rolling_start_number(release.date() - Duration::days(2));
-    let mut written = Vec::with_capacity(count);
-    let mut requests = Vec::new();
-    for _ in 0..count {
-        let key = random_bytes(16);
-        let item: HashMap<String, AttributeValue> = [
-            ("pk", AttributeValue::S(format!("{region}#{}", random_id()))),
-            (
-                "release",
-                AttributeValue::S(release_partition(region, release.unix_timestamp())),
-            ),
-            ("key_data", AttributeValue::B(Blob::new(key.clone()))),
-            ("rolling_start_number", AttributeValue::N(rsn.to_string())),
-            ("rolling_period", AttributeValue::N("144".into())),
-            ("transmission_risk", AttributeValue::N("4".into())),
-            ("report_type", AttributeValue::N("1".into())),
-            ("days_since_onset", AttributeValue::N("2".into())),
-            (
-                "release_at",
-                AttributeValue::N(release.unix_timestamp().to_string()),
-            ),
-            (
-                "expires_at",
-                AttributeValue::N((i64::from(rsn) * 600 + 15 * 86_400).to_string()),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        requests.push(
-            WriteRequest::builder()
-                .put_request(
-                    PutRequest::builder()
-                        .set_item(Some(item))
-                        .build()
-                        .expect("put"),
-                )
-                .build(),
-        );
-        written.push(key);
-    }
-    for chunk in requests.chunks(25) {
-        let output = stack
-            .dynamodb
-            .batch_write_item()
-            .request_items(stack.keys_table(), chunk.to_vec())
-            .send()
-            .await
-            .expect("batch write");
-        assert!(output.unprocessed_items.unwrap_or_default().is_empty());
-    }
-    written
 }
 
 fn test_region() -> String {
@@ -357,7 +274,8 @@ async fn a_run_stopped_anywhere_and_rerun_loses_no_key_duplicates_none_and_rewri
     for checkpoint in checkpoints {
         let region = test_region();
         let release = hour_floor(OffsetDateTime::now_utc()) - Duration::hours(1);
-        let written = put_released_keys(&stack, &region, release, 50).await;
+        let written =
+            put_released_keys(&stack.dynamodb, &stack.keys_table(), &region, release, 50).await;
         // 20 keys per file: the release is split into 3 files.
         let exporter = exporter(&stack, vec![region.clone()], 20, None).await;
         let now = OffsetDateTime::now_utc();
@@ -367,12 +285,12 @@ async fn a_run_stopped_anywhere_and_rerun_loses_no_key_duplicates_none_and_rewri
             "{checkpoint:?}: {stopped:?}"
         );
 
-        let objects_before = objects(&s3, &bucket, &region).await;
+        let objects_before = bucket_objects(&s3, &bucket, &format!("c19r/{region}/")).await;
         exporter
             .run(now, &never)
             .await
             .unwrap_or_else(|e| panic!("{checkpoint:?}: rerun failed: {e}"));
-        let objects_after = objects(&s3, &bucket, &region).await;
+        let objects_after = bucket_objects(&s3, &bucket, &format!("c19r/{region}/")).await;
         for (key, bytes) in &objects_before {
             if !key.ends_with("list.json") {
                 assert_eq!(
@@ -394,38 +312,11 @@ async fn a_run_stopped_anywhere_and_rerun_loses_no_key_duplicates_none_and_rewri
         // A third run changes nothing.
         exporter.run(now, &never).await.expect("third run");
         assert_eq!(
-            objects(&s3, &bucket, &region).await,
+            bucket_objects(&s3, &bucket, &format!("c19r/{region}/")).await,
             objects_after,
             "{checkpoint:?}"
         );
     }
-}
-
-async fn objects(s3: &aws_sdk_s3::Client, bucket: &str, region: &str) -> BTreeMap<String, Vec<u8>> {
-    let listed = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(format!("c19r/{region}/"))
-        .send()
-        .await
-        .expect("list");
-    let mut objects = BTreeMap::new();
-    for object in listed.contents.unwrap_or_default() {
-        let key = object.key.expect("key");
-        let body = s3
-            .get_object()
-            .bucket(bucket)
-            .key(&key)
-            .send()
-            .await
-            .expect("get")
-            .body
-            .collect()
-            .await
-            .expect("body");
-        objects.insert(key, body.into_bytes().to_vec());
-    }
-    objects
 }
 
 #[tokio::test]
@@ -435,9 +326,16 @@ async fn an_export_reads_what_it_releases_not_the_table() {
     let mut counts = Vec::new();
     for unreleased in [0, 2000] {
         let region = test_region();
-        put_released_keys(&stack, &region, release, 30).await;
+        put_released_keys(&stack.dynamodb, &stack.keys_table(), &region, release, 30).await;
         // Keys whose hour has not come: the run must not read them.
-        put_released_keys(&stack, &region, release + Duration::days(1), unreleased).await;
+        put_released_keys(
+            &stack.dynamodb,
+            &stack.keys_table(),
+            &region,
+            release + Duration::days(1),
+            unreleased,
+        )
+        .await;
         let counter = CountRequests::default();
         let exporter = exporter(&stack, vec![region.clone()], 250_000, Some(counter.clone())).await;
         // A first run reads 15 days of hours; the second, only the hours since.
@@ -461,7 +359,7 @@ async fn files_leave_the_list_and_the_bucket_once_their_keys_are_older_than_14_d
     let bucket = stack.resource("bucket:exports");
     let region = test_region();
     let release = hour_floor(OffsetDateTime::now_utc()) - Duration::hours(1);
-    put_released_keys(&stack, &region, release, 10).await;
+    put_released_keys(&stack.dynamodb, &stack.keys_table(), &region, release, 10).await;
     let exporter = exporter(&stack, vec![region.clone()], 250_000, None).await;
     let now = OffsetDateTime::now_utc();
     exporter.run(now, &never).await.expect("run");
@@ -476,7 +374,11 @@ async fn files_leave_the_list_and_the_bucket_once_their_keys_are_older_than_14_d
             .next()
             .expect("name")
     );
-    assert!(objects(&s3, &bucket, &region).await.contains_key(&zip_key));
+    assert!(
+        bucket_objects(&s3, &bucket, &format!("c19r/{region}/"))
+            .await
+            .contains_key(&zip_key)
+    );
 
     // The keys started at midnight two days before `release`'s date: they stay within 14 days
     // until 14 days after that midnight.
@@ -498,7 +400,9 @@ async fn files_leave_the_list_and_the_bucket_once_their_keys_are_older_than_14_d
     let (list, _) = published_keys(&stack, &region).await;
     assert!(list.is_empty(), "listed after 14 days: {list:?}");
     assert!(
-        !objects(&s3, &bucket, &region).await.contains_key(&zip_key),
+        !bucket_objects(&s3, &bucket, &format!("c19r/{region}/"))
+            .await
+            .contains_key(&zip_key),
         "the zip left the bucket"
     );
 }

@@ -54,18 +54,6 @@ async fn send_with_retries(stack: &Stack, body: &Value) -> (u16, String) {
     (status, String::new())
 }
 
-/// The keys a 200 answer echoes (the ones the server accepted; it drops keys outside the
-/// onset window silently, as COCOA does).
-fn echoed_keys(body: &str) -> Vec<String> {
-    serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v["keys"].as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|k| k["keyData"].as_str().map(str::to_owned))
-        .collect()
-}
-
 #[tokio::test]
 async fn concurrent_retried_submissions_store_every_accepted_key_once() {
     let stack = Stack::connect().await;

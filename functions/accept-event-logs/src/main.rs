@@ -1,6 +1,6 @@
 use lambda_http::{Error, run, service_fn};
 use shared::adapters::{
-    DynamoDbClient,
+    AwsTimeouts, DynamoDbClient,
     attestation::{AttestationConfig, PlatformAttestation},
     aws_config,
     dynamo_logs::DynamoEventLogs,
@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let config = AcceptEventLogsConfig::from_env(&process_env())?;
     let attestation =
         PlatformAttestation::from_config(&AttestationConfig::from_env(&process_env())?)?;
-    let aws = aws_config().await;
+    let aws = aws_config(AwsTimeouts::REQUEST).await;
     let service = AcceptEventLogs {
         attestation,
         store: DynamoEventLogs::new(DynamoDbClient::new(&aws), config.event_logs_table),

@@ -1,6 +1,6 @@
 use lambda_http::{Error, run, service_fn};
 use shared::adapters::{
-    DynamoDbClient, aws_config,
+    AwsTimeouts, DynamoDbClient, aws_config,
     dynamo_logs::{DynamoLogIds, DynamoOperationLogs},
     kms_mac::KmsMac,
 };
@@ -11,7 +11,7 @@ use shared::logs::AcceptLogs;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = AcceptLogsConfig::from_env(&process_env())?;
-    let aws = aws_config().await;
+    let aws = aws_config(AwsTimeouts::UPLOAD).await;
     let dynamodb = DynamoDbClient::new(&aws);
     let service = AcceptLogs {
         mac: KmsMac::from_config(&aws, config.mac_key_id),

@@ -1,6 +1,6 @@
 use lambda_http::lambda_runtime::{Error, run, service_fn};
 use shared::adapters::retention::{ExpiredExportFiles, ExpiredItems};
-use shared::adapters::{DynamoDbClient, aws_config, s3_bucket::s3_client};
+use shared::adapters::{AwsTimeouts, DynamoDbClient, aws_config, s3_bucket::s3_client};
 use shared::config::{EnforceRetentionConfig, process_env};
 use shared::logs::EnforceRetention;
 
@@ -8,7 +8,7 @@ use shared::logs::EnforceRetention;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = EnforceRetentionConfig::from_env(&process_env())?;
-    let aws = aws_config().await;
+    let aws = aws_config(AwsTimeouts::BATCH).await;
     let dynamodb = DynamoDbClient::new(&aws);
     let service = EnforceRetention {
         tables: config

@@ -1,5 +1,7 @@
 use lambda_http::{Error, run, service_fn};
-use shared::adapters::{DynamoDbClient, aws_config, dynamo_logs::DynamoLogIds, kms_mac::KmsMac};
+use shared::adapters::{
+    AwsTimeouts, DynamoDbClient, aws_config, dynamo_logs::DynamoLogIds, kms_mac::KmsMac,
+};
 use shared::config::{IssueLogIdConfig, process_env};
 use shared::logs::IssueLogIds;
 
@@ -7,7 +9,7 @@ use shared::logs::IssueLogIds;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = IssueLogIdConfig::from_env(&process_env())?;
-    let aws = aws_config().await;
+    let aws = aws_config(AwsTimeouts::REQUEST).await;
     let service = IssueLogIds {
         mac: KmsMac::from_config(&aws, config.mac_key_id),
         registry: DynamoLogIds::new(DynamoDbClient::new(&aws), config.log_ids_table),

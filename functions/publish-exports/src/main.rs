@@ -1,6 +1,6 @@
 use lambda_http::lambda_runtime::{Error, run, service_fn};
 use shared::adapters::dynamo_exports::{DynamoExportLedger, DynamoReleasedKeys};
-use shared::adapters::{aws_config, kms_signer::KmsSigner, s3_bucket::S3ExportBucket};
+use shared::adapters::{AwsTimeouts, aws_config, kms_signer::KmsSigner, s3_bucket::S3ExportBucket};
 use shared::config::{PublishExportsConfig, process_env};
 use shared::export_run::{PublishExports, SignedExportFiles};
 
@@ -8,7 +8,7 @@ use shared::export_run::{PublishExports, SignedExportFiles};
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = PublishExportsConfig::from_env(&process_env())?;
-    let aws = aws_config().await;
+    let aws = aws_config(AwsTimeouts::BATCH).await;
     let dynamodb = shared::adapters::DynamoDbClient::new(&aws);
     let signer = KmsSigner::from_config(&aws, config.signing_key_id);
     // Every signature is checked against this before anything is published.

@@ -1,5 +1,6 @@
 use lambda_http::{Error, run, service_fn};
 use shared::adapters::{
+    AwsTimeouts,
     attestation::{AttestationConfig, PlatformAttestation},
     aws_config,
     dynamo_keys::DynamoExposureKeyStore,
@@ -17,7 +18,7 @@ async fn main() -> Result<(), Error> {
     let config = SubmitKeysConfig::from_env(&process_env())?;
     let attestation =
         PlatformAttestation::from_config(&AttestationConfig::from_env(&process_env())?)?;
-    let aws = aws_config().await;
+    let aws = aws_config(AwsTimeouts::REQUEST).await;
     let service = SubmitKeys {
         rules: config.rules,
         verifier: PayloadVerifier {

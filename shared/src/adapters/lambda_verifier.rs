@@ -2,12 +2,18 @@
 //! only function holding HER-SYS's credentials. Locally, `cargo lambda watch` serves the Invoke
 //! API (`AWS_ENDPOINT_URL_LAMBDA`).
 
+use std::time::Duration;
+
 use aws_sdk_lambda::Client;
 use aws_sdk_lambda::primitives::Blob;
 
 use crate::domain::processing_number::ProcessingNumber;
 use crate::ports::{ProcessingNumberVerifier, VerificationError};
 use crate::verification::{DirectVerification, DirectVerificationResult};
+
+/// How long `submit-keys` waits for the verifier (which answers within `HERSYS_TIMEOUT_MS`, 3 s by
+/// default, plus a KMS call); keep it above that timeout if an operator raises it.
+pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(8);
 
 pub struct LambdaVerifier {
     client: Client,
@@ -22,8 +28,23 @@ impl LambdaVerifier {
         }
     }
 
+    /// The client from the function's configuration, with one change: the Invoke waits up to
+    /// [`INVOKE_TIMEOUT`] in a single attempt, since the verifier needs HER-SYS's timeout (3 s)
+    /// plus its own KMS call, and an Invoke repeated after a timeout would ask HER-SYS again.
     pub fn from_config(config: &aws_config::SdkConfig, function_name: impl Into<String>) -> Self {
-        Self::new(Client::new(config), function_name)
+        let timeouts = config
+            .timeout_config()
+            .map(|t| t.to_builder())
+            .unwrap_or_default()
+            .operation_attempt_timeout(INVOKE_TIMEOUT)
+            .operation_timeout(INVOKE_TIMEOUT)
+            .build();
+        let client = Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(config)
+                .timeout_config(timeouts)
+                .build(),
+        );
+        Self::new(client, function_name)
     }
 }
 

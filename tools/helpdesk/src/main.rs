@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use helpdesk::Helpdesk;
 use shared::adapters::dynamo_logs::{DynamoEventLogs, DynamoOperationLogs};
-use shared::adapters::{DynamoDbClient, aws_config};
+use shared::adapters::{AwsTimeouts, DynamoDbClient, aws_config};
 
 fn setting(name: &str, default: &str) -> String {
     std::env::var(name)
@@ -16,7 +16,7 @@ fn setting(name: &str, default: &str) -> String {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let aws = aws_config().await;
+    let aws = aws_config(AwsTimeouts::BATCH).await;
     let dynamodb = DynamoDbClient::new(&aws);
     let helpdesk = Helpdesk {
         logs: DynamoOperationLogs::new(

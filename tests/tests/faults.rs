@@ -1,0 +1,550 @@
+//! Faults: DynamoDB Local killed and started again, and moto frozen and continued, in the middle
+//! of submissions and of an export run, with HER-SYS slow and failing at the same time.
+//! Afterwards no accepted key is lost, no published file is rewritten, and every client was told
+//! the truth: a success status only for what was stored.
+//!
+//! The stopped services are private instances (`e2e::services`), so stopping them leaves the
+//! shared stack alone; the handler and the exporter run in process with their production adapters
+//! and timeouts, over real connections to them. HER-SYS is reached as in production: a Lambda
+//! Invoke of the stack's `verify-processing-number` (under `cargo lambda watch`), which asks the
+//! HER-SYS stand-in.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use e2e::services::{self, LocalService};
+use e2e::*;
+use lambda_http::Body;
+use serde_json::Value;
+use shared::adapters::AwsTimeouts;
+use shared::adapters::attestation::PlatformAttestation;
+use shared::adapters::dynamo_keys::DynamoExposureKeyStore;
+use shared::adapters::dynamo_tokens::DynamoUsedTokens;
+use shared::adapters::kms_mac::KmsMac;
+use shared::adapters::lambda_verifier::LambdaVerifier;
+use shared::domain::export::{ExportPublicKey, parse_export_zip};
+use shared::export_run::{Checkpoint, ExportError};
+use shared::submission::SubmitKeys;
+use shared::verification::{PayloadVerifier, TokenRedemption};
+use time::OffsetDateTime;
+
+type Service = SubmitKeys<
+    PayloadVerifier<LambdaVerifier, KmsMac, DynamoUsedTokens>,
+    PlatformAttestation,
+    DynamoExposureKeyStore,
+>;
+
+/// A private DynamoDB Local with the declared tables; the client has `submit-keys`' timeouts.
+async fn private_dynamodb() -> (
+    LocalService,
+    aws_sdk_dynamodb::Client,
+    HashMap<String, String>,
+) {
+    let dynamodb = LocalService::dynamodb_local();
+    dynamodb.start().await;
+    let config = services::sdk_config(AwsTimeouts::REQUEST).await;
+    let client = services::dynamodb_client(&config, &dynamodb);
+    let tables = services::create_declared_tables(&client).await;
+    (dynamodb, client, tables)
+}
+
+/// `submit-keys` as its `main.rs` builds it (production timeouts), storing into `dynamodb`.
+async fn submit_keys(
+    stack: &Stack,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    tables: &HashMap<String, String>,
+) -> Service {
+    let lambda = services::sdk_loader(AwsTimeouts::REQUEST)
+        .endpoint_url(stack.environment("AWS_ENDPOINT_URL_LAMBDA"))
+        .load()
+        .await;
+    SubmitKeys {
+        rules: declared_submission_rules(),
+        verifier: PayloadVerifier {
+            numbers: LambdaVerifier::from_config(
+                &lambda,
+                stack.environment("VERIFIER_FUNCTION_NAME"),
+            ),
+            tokens: TokenRedemption {
+                mac: KmsMac::new(stack.kms.clone(), stack.environment("MAC_KEY_ID")),
+                used: DynamoUsedTokens::new(dynamodb.clone(), &tables["used-tokens"]),
+            },
+        },
+        attestation: PlatformAttestation {
+            android: None,
+            ios: None,
+        },
+        store: DynamoExposureKeyStore::new(dynamodb.clone(), &tables["keys"]),
+    }
+}
+
+/// One answer a client got.
+#[derive(Debug, Clone)]
+struct Answer {
+    status: u16,
+    body: String,
+}
+
+async fn send(service: &Service, body: &Value) -> Answer {
+    let response = submit_keys::handle(service, v3_request(body))
+        .await
+        .unwrap_or_else(|never| match never {});
+    let status = response.status().as_u16();
+    let body = match response.body() {
+        Body::Text(text) => text.clone(),
+        Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Body::Empty => String::new(),
+        _ => String::new(),
+    };
+    Answer { status, body }
+}
+
+/// Sends until an answer is not a server error, at most `attempts` times, backing off as the app
+/// does (200 ms, doubling, at most 2 s); returns every answer.
+async fn send_with_retries(service: &Service, body: &Value, attempts: u32) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis((200u64 << attempt).min(2000))).await;
+        }
+        let answer = send(service, body).await;
+        let done = answer.status < 500;
+        answers.push(answer);
+        if done {
+            break;
+        }
+    }
+    answers
+}
+
+struct Submission {
+    number: &'static str,
+    body: Value,
+}
+
+fn submissions(numbers: &[(&'static str, usize)]) -> Vec<Submission> {
+    let today = today_utc();
+    numbers
+        .iter()
+        .flat_map(|&(number, count)| std::iter::repeat_n(number, count))
+        .map(|number| {
+            let keys: Vec<TestKey> = (1..=14)
+                .map(|d| TestKey::on(today - time::Duration::days(d)))
+                .collect();
+            Submission {
+                number,
+                body: v3_body(&keys, today - time::Duration::days(3), number, &random_id()),
+            }
+        })
+        .collect()
+}
+
+fn submitted_keys(body: &Value) -> Vec<String> {
+    body["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k["keyData"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// How many items of the keys table hold each key (base64).
+async fn stored_key_counts(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> HashMap<String, usize> {
+    use base64::Engine as _;
+    let mut counts = HashMap::new();
+    let mut start = None;
+    loop {
+        let page = dynamodb
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .expect("scan the keys table");
+        for item in page.items.unwrap_or_default() {
+            if let Some(AttributeValue::B(bytes)) = item.get("key_data") {
+                let key = base64::engine::general_purpose::STANDARD.encode(bytes.as_ref());
+                *counts.entry(key).or_default() += 1;
+            }
+        }
+        match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return counts,
+        }
+    }
+}
+
+/// What every client was told against what is stored: each submission whose last answer was 200
+/// has each echoed key stored exactly once; a key of any other submission only if a 200 for it
+/// said so (never: no other submission may have stored anything), and nothing else is stored.
+/// Returns the number of accepted submissions.
+fn check_told_the_truth(
+    answered: &[(&Submission, Vec<Answer>)],
+    stored: &HashMap<String, usize>,
+) -> usize {
+    let mut accepted = 0;
+    let mut expected: HashMap<String, usize> = HashMap::new();
+    for (submission, answers) in answered {
+        for answer in answers {
+            assert!(
+                matches!(answer.status, 200 | 406 | 503),
+                "{}: only 200, 406 (HER-SYS refused) or 503 (retry) may be answered, got {} {}",
+                submission.number,
+                answer.status,
+                answer.body
+            );
+            if answer.status != 200 {
+                assert!(
+                    !answer.body.is_empty(),
+                    "a refusal says why ({})",
+                    answer.status
+                );
+            }
+            if answer.status == 503 {
+                assert!(
+                    !answer.body.contains(submission.number),
+                    "an answer never quotes the processing number"
+                );
+            }
+        }
+        let last = answers.last().expect("an answer");
+        if last.status == 200 {
+            accepted += 1;
+            let echoed = echoed_keys(&last.body);
+            assert!(!echoed.is_empty(), "an accepted submission echoes its keys");
+            for key in echoed {
+                *expected.entry(key).or_default() += 1;
+            }
+        } else {
+            for key in submitted_keys(&submission.body) {
+                assert!(
+                    !stored.contains_key(&key),
+                    "a key of a submission answered {} is not stored",
+                    last.status
+                );
+            }
+        }
+    }
+    for (key, count) in &expected {
+        assert_eq!(
+            stored.get(key),
+            Some(count),
+            "an accepted key is stored exactly once"
+        );
+    }
+    let unexpected = stored.keys().filter(|k| !expected.contains_key(*k)).count();
+    assert_eq!(
+        unexpected, 0,
+        "nothing but the accepted keys is stored (the keys dropped as outside the onset window neither)"
+    );
+    accepted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn submissions_survive_dynamodb_crashing_while_hersys_is_slow_and_failing() {
+    let stack = Stack::connect().await;
+    let (dynamodb, client, tables) = private_dynamodb().await;
+    let service = submit_keys(&stack, &client, &tables).await;
+
+    // Before the crash: accepted ones, and HER-SYS refusing, failing, slow and unreachable.
+    let before = submissions(&[
+        (VALID_NUMBER, 8),
+        (REFUSED_NUMBER, 2),
+        (FAILING_NUMBER, 1),
+        (SLOW_NUMBER, 1),
+        (DOWN_NUMBER, 1),
+    ]);
+    let before_answers = futures_util::future::join_all(
+        before
+            .iter()
+            .map(|s| send_with_retries(&service, &s.body, 3)),
+    )
+    .await;
+    let stored_before = stored_key_counts(&client, &tables["keys"]).await;
+    assert!(
+        !stored_before.is_empty(),
+        "submissions were stored before the crash"
+    );
+
+    // DynamoDB dies. Submissions arrive while it is down (HER-SYS still slow and failing for
+    // some); it comes back, with its data, after every one of them has been answered once.
+    dynamodb.kill();
+    let during = submissions(&[
+        (VALID_NUMBER, 6),
+        (REFUSED_NUMBER, 2),
+        (FAILING_NUMBER, 1),
+        (SLOW_NUMBER, 1),
+    ]);
+    let first_answers = Mutex::new(0usize);
+    let clients = futures_util::future::join_all(during.iter().map(|s| {
+        let service = &service;
+        let first_answers = &first_answers;
+        async move {
+            let mut answers = vec![send(service, &s.body).await];
+            *first_answers.lock().expect("lock") += 1;
+            // The app retries; only the accepted ones need to outlast the restart.
+            let attempts = if s.number == VALID_NUMBER { 8 } else { 2 };
+            if answers[0].status >= 500 {
+                answers.extend(send_with_retries(service, &s.body, attempts).await);
+            }
+            answers
+        }
+    }));
+    let restart = async {
+        while *first_answers.lock().expect("lock") < during.len() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        dynamodb.start().await;
+    };
+    let (during_answers, ()) = tokio::join!(clients, restart);
+
+    for (submission, answers) in during.iter().zip(&during_answers) {
+        let expected = if submission.number == REFUSED_NUMBER {
+            406 // HER-SYS is asked before the store
+        } else {
+            503
+        };
+        assert_eq!(
+            answers[0].status, expected,
+            "{} with DynamoDB down: {}",
+            submission.number, answers[0].body
+        );
+        if submission.number == VALID_NUMBER {
+            assert!(
+                answers[0].body.contains("retry"),
+                "a storage failure tells the app to retry: {}",
+                answers[0].body
+            );
+            assert_eq!(
+                answers.last().map(|a| a.status),
+                Some(200),
+                "the app's retry after the restart is accepted"
+            );
+        }
+    }
+
+    // After the restart, as usual.
+    let after = submissions(&[(VALID_NUMBER, 4)]);
+    let after_answers = futures_util::future::join_all(
+        after
+            .iter()
+            .map(|s| send_with_retries(&service, &s.body, 3)),
+    )
+    .await;
+
+    let stored = stored_key_counts(&client, &tables["keys"]).await;
+    for (key, count) in &stored_before {
+        assert_eq!(
+            stored.get(key),
+            Some(count),
+            "what was stored before the crash is still there"
+        );
+    }
+    let answered: Vec<(&Submission, Vec<Answer>)> = before
+        .iter()
+        .zip(before_answers)
+        .chain(during.iter().zip(during_answers))
+        .chain(after.iter().zip(after_answers))
+        .collect();
+    for (submission, answers) in &answered {
+        let last = answers.last().map(|a| a.status);
+        match submission.number {
+            VALID_NUMBER => assert_eq!(last, Some(200)),
+            REFUSED_NUMBER => assert_eq!(last, Some(406)),
+            _ => assert_eq!(last, Some(503), "{}: HER-SYS failed", submission.number),
+        }
+    }
+    assert_eq!(check_told_the_truth(&answered, &stored), 18);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn submissions_while_dynamodb_hangs_are_answered_503_in_time_and_stored_once_on_retry() {
+    let stack = Stack::connect().await;
+    let (dynamodb, client, tables) = private_dynamodb().await;
+    let service = submit_keys(&stack, &client, &tables).await;
+    let during = submissions(&[(VALID_NUMBER, 3)]);
+
+    // Frozen, DynamoDB accepts connections and never answers: the handler's own timeouts must
+    // answer (within `AwsTimeouts::REQUEST`), not the Lambda's. The bound here only keeps a hang
+    // from hanging the suite; it is far above the 5 s operation timeout.
+    dynamodb.freeze();
+    let started = std::time::Instant::now();
+    let first = tokio::time::timeout(
+        Duration::from_secs(60),
+        futures_util::future::join_all(during.iter().map(|s| send(&service, &s.body))),
+    )
+    .await
+    .expect("the handler answers while DynamoDB hangs");
+    println!(
+        "answered while DynamoDB hung: {} submissions in {:.1} s",
+        first.len(),
+        started.elapsed().as_secs_f64()
+    );
+    dynamodb.thaw();
+    for answer in &first {
+        assert_eq!(answer.status, 503, "{}", answer.body);
+        assert!(answer.body.contains("retry"), "{}", answer.body);
+    }
+
+    // The writes DynamoDB had queued may land now; the app's retry finds them and adds nothing.
+    let late = stored_key_counts(&client, &tables["keys"]).await.len();
+    println!("keys written late, by requests queued while DynamoDB hung: {late}");
+    let mut answered = Vec::new();
+    for (submission, first) in during.iter().zip(first) {
+        let mut answers = vec![first];
+        answers.extend(send_with_retries(&service, &submission.body, 4).await);
+        assert_eq!(answers.last().map(|a| a.status), Some(200));
+        answered.push((submission, answers));
+    }
+    let stored = stored_key_counts(&client, &tables["keys"]).await;
+    assert_eq!(check_told_the_truth(&answered, &stored), 3);
+}
+
+/// The exporter's adapters with timeouts scaled down from `AwsTimeouts::BATCH` (60 s / 150 s), so
+/// a hung call fails in seconds here.
+const EXPORT_TEST_TIMEOUTS: AwsTimeouts = AwsTimeouts {
+    connect: Duration::from_secs(1),
+    attempt: Duration::from_secs(2),
+    operation: Duration::from_secs(4),
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_export_run_survives_moto_hanging_and_dynamodb_crashing_mid_run() {
+    let dynamodb = LocalService::dynamodb_local();
+    let moto = LocalService::moto();
+    tokio::join!(dynamodb.start(), moto.start());
+    let config = services::sdk_config(EXPORT_TEST_TIMEOUTS).await;
+    let ddb = services::dynamodb_client(&config, &dynamodb);
+    let s3 = services::s3_client(&config, &moto);
+    let kms = services::kms_client(&config, &moto);
+    let tables = services::create_declared_tables(&ddb).await;
+    let bucket = services::create_export_bucket(&s3).await;
+    let signing_key = services::create_signing_key(&kms).await;
+
+    let region = "440";
+    let now = OffsetDateTime::now_utc();
+    let release = OffsetDateTime::from_unix_timestamp(now.unix_timestamp() / 3600 * 3600 - 7200)
+        .expect("time");
+    let seeded = put_released_keys(&ddb, &tables["keys"], region, release, 900).await;
+
+    let exporter = ExporterSetup {
+        dynamodb: ddb.clone(),
+        keys_table: &tables["keys"],
+        exports_table: &tables["exports"],
+        s3: s3.clone(),
+        bucket: &bucket,
+        kms: kms.clone(),
+        signing_key: &signing_key,
+        regions: vec![region.into()],
+        max_keys_per_file: 300,
+        base_url: format!("{}/{bucket}", moto.endpoint()),
+    }
+    .build()
+    .await;
+    let public_key = kms
+        .get_public_key()
+        .key_id(&signing_key)
+        .send()
+        .await
+        .expect("the signing key's public half")
+        .public_key
+        .expect("a public key");
+    let verifying_key = ExportPublicKey::from_spki_der(public_key.as_ref()).expect("a P-256 key");
+    let zips = format!("c19r/{region}/");
+
+    // Run 1: moto hangs once the first file is in the bucket; signing the second cannot finish.
+    let first = exporter
+        .run(now, &|checkpoint| {
+            if checkpoint == Checkpoint::FileUploaded(0) {
+                moto.freeze();
+            }
+            false
+        })
+        .await;
+    moto.thaw();
+    assert!(
+        matches!(first, Err(ExportError::File(_) | ExportError::Bucket(_))),
+        "the run reports that it failed: {first:?}"
+    );
+    let after_first = bucket_objects(&s3, &bucket, &zips).await;
+    assert_eq!(
+        after_first.len(),
+        1,
+        "one file was published before moto hung"
+    );
+    assert!(!after_first.keys().any(|k| k.ends_with("list.json")));
+
+    // Run 2 resumes the committed release; DynamoDB dies once its second file is in the bucket,
+    // so the files cannot be recorded.
+    let second = exporter
+        .run(now, &|checkpoint| {
+            if checkpoint == Checkpoint::FileUploaded(1) {
+                dynamodb.kill();
+            }
+            false
+        })
+        .await;
+    assert!(
+        matches!(second, Err(ExportError::Store(_))),
+        "the run reports that it failed: {second:?}"
+    );
+    dynamodb.start().await;
+    let after_second = bucket_objects(&s3, &bucket, &zips).await;
+    assert_eq!(
+        after_second.len(),
+        3,
+        "every file of the release is in the bucket"
+    );
+    for (key, bytes) in &after_first {
+        assert_eq!(
+            after_second.get(key),
+            Some(bytes),
+            "{key} was not rewritten"
+        );
+    }
+
+    // Run 3, with everything up: finishes the release without writing any file again.
+    let reports = exporter
+        .run(now, &shared::export_run::never)
+        .await
+        .expect("the third run finishes");
+    let report = &reports[0];
+    assert!(report.files_written.is_empty(), "{report:?}");
+    assert_eq!(report.files_already_present.len(), 3, "{report:?}");
+    let published = bucket_objects(&s3, &bucket, &zips).await;
+    for (key, bytes) in &after_second {
+        assert_eq!(published.get(key), Some(bytes), "{key} was not rewritten");
+    }
+
+    // list.json lists the three files; every seeded key is in exactly one of them, signed.
+    let list: Vec<Value> =
+        serde_json::from_slice(&published[&format!("{zips}list.json")]).expect("list.json");
+    assert_eq!(list.len(), 3);
+    let mut found: HashMap<Vec<u8>, usize> = HashMap::new();
+    for entry in &list {
+        let url = entry["url"].as_str().expect("url");
+        let key = url
+            .split_once(&format!("/{bucket}/"))
+            .map(|(_, key)| key.to_owned())
+            .expect("a URL into the bucket");
+        let export = parse_export_zip(&published[&key]).expect("a GAEN export");
+        export
+            .verify(&verifying_key)
+            .expect("signed by the KMS key");
+        for key in &export.contents.keys {
+            *found.entry(key.key_data.as_bytes().to_vec()).or_default() += 1;
+        }
+    }
+    for key in &seeded {
+        assert_eq!(
+            found.get(key),
+            Some(&1),
+            "a released key is in exactly one file"
+        );
+    }
+}
