@@ -14,14 +14,11 @@ use serde_json::{Value, json};
 use shared::domain::operation_log::{OperationLogUpload, encode_log};
 use shared::request::parse_json;
 
-const ROUNDS: usize = 10;
-const TARGET_BYTES: usize = 5 * 1024 * 1024;
-
-fn upload() -> String {
+fn upload(target_bytes: usize) -> String {
     let mut entries = Vec::new();
     let mut size = 0;
     let mut i = 0u64;
-    while size < TARGET_BYTES - 400 {
+    while size < target_bytes - 400 {
         let entry = if i.is_multiple_of(10) {
             json!({"time": "2026-11-23T08:59:00Z", "operation": format!("HttpDataService.PutEventLog #{i}"),
                    "succeeded": false,
@@ -43,12 +40,12 @@ fn upload() -> String {
     .to_string()
 }
 
-/// Parse, check, redact and deflate, as `accept-logs` does, ROUNDS times.
-fn in_process(body: &str, mib: f64) {
+/// Parse, check, redact and deflate, as `accept-logs` does, `rounds` times.
+fn in_process(body: &str, mib: f64, rounds: usize) {
     let now = time::OffsetDateTime::now_utc();
     let mut seconds = Vec::new();
     let (mut stored, mut redacted) = (0, 0);
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         let started = Instant::now();
         let parsed: OperationLogUpload =
             parse_json(body.as_bytes(), 10 * 1024 * 1024).expect("a valid upload");
@@ -62,21 +59,27 @@ fn in_process(body: &str, mib: f64) {
     println!(
         "in process (parse, check, redact {redacted} spans, deflate to {:.2} MiB): median {:.0} ms ({:.0} MiB/s), best {:.0} ms",
         stored as f64 / (1024.0 * 1024.0),
-        seconds[ROUNDS / 2] * 1000.0,
-        mib / seconds[ROUNDS / 2],
+        seconds[rounds / 2] * 1000.0,
+        mib / seconds[rounds / 2],
         seconds[0] * 1000.0
     );
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let body = upload();
+    // Under `cargo test --benches`: one round of 256 KiB, to prove the bench works.
+    let rounds = bench_rounds(10, 1);
+    let body = upload(if rounds > 1 {
+        5 * 1024 * 1024
+    } else {
+        256 * 1024
+    });
     let mib = body.len() as f64 / (1024.0 * 1024.0);
-    in_process(&body, mib);
+    in_process(&body, mib, rounds);
     let stack = Stack::connect().await;
-    println!("operation-log upload through the local stack: {mib:.2} MiB JSON, {ROUNDS} rounds");
+    println!("operation-log upload through the local stack: {mib:.2} MiB JSON, {rounds} rounds");
     let mut seconds = Vec::new();
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         let (status, text) = stack.send("POST", "/api/v1/logs", "", &[]).await;
         assert_eq!(status, 201, "{text}");
         let issued: Value = serde_json::from_str(&text).expect("JSON");

@@ -11,8 +11,6 @@ use e2e::*;
 use serde_json::Value;
 use time::Duration;
 
-const ROUNDS: usize = 40;
-
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
@@ -38,6 +36,7 @@ async fn issue_token(stack: &Stack) -> String {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let stack = Stack::connect().await;
+    let rounds = bench_rounds(40, 3);
     let today = today_utc();
     let keys = || {
         (0..14)
@@ -45,19 +44,19 @@ async fn main() {
             .collect::<Vec<_>>()
     };
     println!(
-        "verification latency through the local stack, {ROUNDS} sequential 14-key v3 submissions each"
+        "verification latency through the local stack, {rounds} sequential 14-key v3 submissions each"
     );
     for kind in [
         "raw processing number (Lambda Invoke → verify-processing-number → HER-SYS stand-in)",
         "token (KMS VerifyMac + DynamoDB conditional put)",
         "chaff (no verification, no storage)",
     ] {
-        let mut round_trips = Vec::with_capacity(ROUNDS);
+        let mut round_trips = Vec::with_capacity(rounds);
         let skip = std::fs::read_to_string(stack.function_log())
             .unwrap_or_default()
             .lines()
             .count();
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds {
             let (payload, headers): (String, &[(&str, &str)]) = match kind.split(' ').next() {
                 Some("token") => (issue_token(&stack).await, &[]),
                 Some("chaff") => (VALID_NUMBER.to_owned(), &[("X-Chaff", "1")]),

@@ -521,3 +521,14 @@ impl ExporterSetup<'_> {
         }
     }
 }
+
+/// How many rounds a bench binary makes: `full` under `cargo bench` (which passes `--bench`),
+/// `smoke` under `cargo test --benches` (as `scripts/test` runs them, to prove they still work;
+/// those figures mean nothing).
+pub fn bench_rounds(full: usize, smoke: usize) -> usize {
+    if std::env::args().any(|a| a == "--bench") {
+        full
+    } else {
+        smoke
+    }
+}

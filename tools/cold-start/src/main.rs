@@ -12,7 +12,9 @@
 //! Needs the local stack (`scripts/dev`), because `publish-exports` reads its public key from KMS
 //! at cold start, as it does in Lambda.
 //!
-//! `cargo run --release -p cold-start [-- ROUNDS]`
+//! `cargo run --release -p cold-start [-- ROUNDS]` measures the release binaries (the reported
+//! figures). `cargo run -p cold-start -- 2 debug` starts the debug binaries the local stack built,
+//! as `scripts/test` does to prove the tool works; those figures mean nothing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -128,21 +130,32 @@ async fn main() -> Result<(), String> {
     let rounds: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(20)
+        .max(1);
+    let profile = match std::env::args().nth(2).as_deref() {
+        None | Some("release") => "release",
+        Some("debug") => "debug",
+        Some(other) => return Err(format!("unknown profile {other:?}: release or debug")),
+    };
     let root = workspace_root();
     let env = stack_environment(&root)?;
     println!(
-        "cold start against a local Runtime API, {rounds} starts per function (release binaries)"
+        "cold start against a local Runtime API, {rounds} starts per function ({profile} binaries)"
     );
     println!("| function | binary | ready: median (min–max) | peak RSS at ready |");
     println!("|---|---|---|---|");
     for name in FUNCTIONS {
-        let binary = root.join("target/release").join(name);
+        let binary = root.join("target").join(profile).join(name);
         let size = std::fs::metadata(&binary)
             .map_err(|e| {
                 format!(
-                    "{}: {e}; build with cargo build --release -p {name}",
-                    binary.display()
+                    "{}: {e}; build with cargo build{} -p {name}",
+                    binary.display(),
+                    if profile == "release" {
+                        " --release"
+                    } else {
+                        ""
+                    }
                 )
             })?
             .len();
