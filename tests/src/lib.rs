@@ -207,23 +207,7 @@ impl Stack {
 
     /// Every item of `table` (the tables stay small in tests).
     pub async fn scan(&self, table: &str) -> Vec<Item> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .dynamodb
-                .scan()
-                .table_name(table)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .expect("scan succeeds");
-            items.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return items,
-            }
-        }
+        scan_table(&self.dynamodb, table).await
     }
 
     /// The stored items (all regions) whose key bytes are one of `keys`.
@@ -530,5 +514,25 @@ pub fn bench_rounds(full: usize, smoke: usize) -> usize {
         full
     } else {
         smoke
+    }
+}
+
+/// Every item of `table`, page after page.
+pub async fn scan_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let page = dynamodb
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .expect("scan succeeds");
+        items.extend(page.items.unwrap_or_default());
+        match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return items,
+        }
     }
 }

@@ -157,26 +157,13 @@ async fn stored_key_counts(
 ) -> HashMap<String, usize> {
     use base64::Engine as _;
     let mut counts = HashMap::new();
-    let mut start = None;
-    loop {
-        let page = dynamodb
-            .scan()
-            .table_name(table)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .expect("scan the keys table");
-        for item in page.items.unwrap_or_default() {
-            if let Some(AttributeValue::B(bytes)) = item.get("key_data") {
-                let key = base64::engine::general_purpose::STANDARD.encode(bytes.as_ref());
-                *counts.entry(key).or_default() += 1;
-            }
-        }
-        match page.last_evaluated_key {
-            Some(key) if !key.is_empty() => start = Some(key),
-            _ => return counts,
+    for item in scan_table(dynamodb, table).await {
+        if let Some(AttributeValue::B(bytes)) = item.get("key_data") {
+            let key = base64::engine::general_purpose::STANDARD.encode(bytes.as_ref());
+            *counts.entry(key).or_default() += 1;
         }
     }
+    counts
 }
 
 /// What every client was told against what is stored: each submission whose last answer was 200

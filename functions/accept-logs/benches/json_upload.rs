@@ -2,7 +2,7 @@
 //! with 50 entries (about 13 KiB; every tenth carries an e-mail address, an IP and an 8-digit
 //! number for the redactor): the log ID parsed, the body parsed and checked, every value
 //! redacted, the log ID's MAC checked, the log serialized and deflated, the 201 JSON. The MAC is
-//! a local HMAC-SHA-256 (`ring::hmac`) in place of KMS `GenerateMac`; the log-ID registry (an
+//! a local HMAC-SHA-256 (`shared::adapters::local_mac`) in place of KMS `GenerateMac`; the log-ID registry (an
 //! issued, unused ID) and the log store are ports that answer at once. (The 5 MiB upload is
 //! measured by `cargo bench -p e2e --bench log_upload`.)
 //!
@@ -12,28 +12,15 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use lambda_http::{Body, Request};
 use ring::hmac;
 use serde_json::json;
+use shared::adapters::local_mac::LocalMac;
 use shared::domain::log_id::LogId;
 use shared::logs::AcceptLogs;
 use shared::ports::{
-    LogIdIssuer, LogIdRecord, LogIdRegistry, LogStoreOutcome, LogSummary, MacError,
-    MessageAuthenticator, NewOperationLog, OperationLogStore, StoreError,
+    LogIdIssuer, LogIdRecord, LogIdRegistry, LogStoreOutcome, LogSummary, NewOperationLog,
+    OperationLogStore, StoreError,
 };
 
 const ENTRIES: u64 = 50;
-
-/// HMAC-SHA-256 in process, where production asks KMS.
-struct LocalMac(hmac::Key);
-
-impl MessageAuthenticator for LocalMac {
-    async fn generate_mac(&self, message: &[u8]) -> Result<[u8; 32], MacError> {
-        <[u8; 32]>::try_from(hmac::sign(&self.0, message).as_ref())
-            .map_err(|_| MacError("not 32 bytes".into()))
-    }
-
-    async fn verify_mac(&self, message: &[u8], mac: &[u8; 32]) -> Result<bool, MacError> {
-        Ok(hmac::verify(&self.0, message, mac).is_ok())
-    }
-}
 
 /// DynamoDB answers at once: every ID is issued and unused, every log is stored.
 struct AnswersAtOnce;
@@ -117,7 +104,7 @@ fn bench(c: &mut Criterion) {
         LogId::from_mac(random, &mac)
     );
     let service = AcceptLogs {
-        mac: LocalMac(key),
+        mac: LocalMac::new(&[7; 32]),
         registry: AnswersAtOnce,
         store: AnswersAtOnce,
     };

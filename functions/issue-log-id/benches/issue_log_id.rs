@@ -1,34 +1,18 @@
 //! The handler's own work per `POST /api/v1/logs` (the app asking for a log ID, empty body): the
 //! route, 80 random bits, their MAC, the log ID's text forms and the 201 JSON; and per COCOA's
 //! `GET /api/inquirylog` (the upload grant): the constant-time API-key check, a nonce, its MAC and
-//! the `sas_token` JSON. The MAC is a local HMAC-SHA-256 (`ring::hmac`) in place of KMS
+//! the `sas_token` JSON. The MAC is a local HMAC-SHA-256 (`shared::adapters::local_mac`) in place of KMS
 //! `GenerateMac`; the log-ID registry is a port that records at once.
 //!
 //! `cargo bench -p issue-log-id --bench issue_log_id`
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use lambda_http::{Body, Request};
-use ring::hmac;
+use shared::adapters::local_mac::LocalMac;
 use shared::logs::IssueLogIds;
-use shared::ports::{
-    LogIdIssuer, LogIdRecord, LogIdRegistry, MacError, MessageAuthenticator, StoreError,
-};
+use shared::ports::{LogIdIssuer, LogIdRecord, LogIdRegistry, StoreError};
 
 const API_KEY: &str = "bench-inquiry-log-api-key-0123456789";
-
-/// HMAC-SHA-256 in process, where production asks KMS.
-struct LocalMac(hmac::Key);
-
-impl MessageAuthenticator for LocalMac {
-    async fn generate_mac(&self, message: &[u8]) -> Result<[u8; 32], MacError> {
-        <[u8; 32]>::try_from(hmac::sign(&self.0, message).as_ref())
-            .map_err(|_| MacError("not 32 bytes".into()))
-    }
-
-    async fn verify_mac(&self, message: &[u8], mac: &[u8; 32]) -> Result<bool, MacError> {
-        Ok(hmac::verify(&self.0, message, mac).is_ok())
-    }
-}
 
 /// DynamoDB records every ID at once: the bench measures the handler, not the network.
 struct AnswersAtOnce;
@@ -78,7 +62,7 @@ fn inquiry_log_request() -> Request {
 
 fn bench(c: &mut Criterion) {
     let service = IssueLogIds {
-        mac: LocalMac(hmac::Key::new(hmac::HMAC_SHA256, &[7; 32])),
+        mac: LocalMac::new(&[7; 32]),
         registry: AnswersAtOnce,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -2,17 +2,17 @@
 //! 100 bytes of padding (as the end-to-end tests send it): the API Gateway event read into its
 //! type, the body parsed, the number checked, a token drawn and MAC'd, the answer serialized and
 //! the response event written back. HER-SYS is a port that accepts at once, and the token's MAC
-//! is a local HMAC-SHA-256 (`ring::hmac`) in place of KMS `GenerateMac`. Also the direct door
+//! is a local HMAC-SHA-256 (`shared::adapters::local_mac`) in place of KMS `GenerateMac`. Also the direct door
 //! (`submit-keys`' Lambda Invoke with a raw number), which does no MAC.
 //!
 //! `cargo bench -p verify-processing-number --bench verification`
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use lambda_http::lambda_runtime::{Context, LambdaEvent};
-use ring::hmac;
 use serde_json::{Value, json};
+use shared::adapters::local_mac::LocalMac;
 use shared::domain::processing_number::ProcessingNumber;
-use shared::ports::{MacError, MessageAuthenticator, ProcessingNumberVerifier, VerificationError};
+use shared::ports::{ProcessingNumberVerifier, VerificationError};
 use shared::verification::IssueTokens;
 
 /// HER-SYS says yes at once: the bench measures the handler, not the network.
@@ -21,20 +21,6 @@ struct AnswersAtOnce;
 impl ProcessingNumberVerifier for AnswersAtOnce {
     async fn verify(&self, _: &ProcessingNumber) -> Result<(), VerificationError> {
         Ok(())
-    }
-}
-
-/// HMAC-SHA-256 in process, where production asks KMS.
-struct LocalMac(hmac::Key);
-
-impl MessageAuthenticator for LocalMac {
-    async fn generate_mac(&self, message: &[u8]) -> Result<[u8; 32], MacError> {
-        <[u8; 32]>::try_from(hmac::sign(&self.0, message).as_ref())
-            .map_err(|_| MacError("not 32 bytes".into()))
-    }
-
-    async fn verify_mac(&self, message: &[u8], mac: &[u8; 32]) -> Result<bool, MacError> {
-        Ok(hmac::verify(&self.0, message, mac).is_ok())
     }
 }
 
@@ -79,7 +65,7 @@ fn http_event() -> Value {
 fn bench(c: &mut Criterion) {
     let service = IssueTokens {
         verifier: AnswersAtOnce,
-        mac: LocalMac(hmac::Key::new(hmac::HMAC_SHA256, &[7; 32])),
+        mac: LocalMac::new(&[7; 32]),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()

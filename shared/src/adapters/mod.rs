@@ -11,6 +11,7 @@ pub mod hersys;
 pub mod kms_mac;
 pub mod kms_signer;
 pub mod lambda_verifier;
+pub mod local_mac;
 pub mod local_signer;
 pub mod retention;
 pub mod s3_bucket;
