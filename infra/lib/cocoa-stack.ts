@@ -443,7 +443,7 @@ export class CocoaStack extends Stack {
       code = lambda.Code.fromAsset(path.join(__dirname, '..', '..', 'placeholder'));
     } else {
       throw new Error(
-        `${artefact} is missing: run \`cargo lambda build --release --arm64 --output-format zip\` first ` +
+        `${artefact} is missing: run scripts/package first (the arm64 release zips) ` +
           '(or synthesize with -c placeholderArtifacts=true, never to deploy)',
       );
     }

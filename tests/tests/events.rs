@@ -15,6 +15,11 @@ const EXPECTED: &[(&str, &str, u16)] = &[
     ("register.json", "register", 200),
     // Not an HTTP event: the answer is the run summary (status 0 here means "check the summary").
     ("publish-exports-schedule.json", "publish-exports", 0),
+    (
+        "verify-processing-number.json",
+        "verify-processing-number",
+        200,
+    ),
     ("issue-log-id.json", "issue-log-id", 201),
     ("inquirylog-without-key.json", "issue-log-id", 400),
     ("accept-logs-mistyped-id.json", "accept-logs", 400),
