@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use crate::domain::attestation::AttestationSubject;
-use crate::domain::diagnosis::VerificationPayload;
+use crate::domain::diagnosis::{SubmissionDigest, VerificationPayload};
 use crate::domain::export::ExportKey;
 use crate::domain::exposure_key::ExposureKey;
 use crate::domain::processing_number::ProcessingNumber;
@@ -44,11 +44,13 @@ pub trait ProcessingNumberVerifier {
 }
 
 /// Decides whether a submission's `verificationPayload` proves a diagnosis: a processing number
-/// checked now, or a token from an earlier check, redeemed once.
+/// checked now, or a token from an earlier check, redeemed by one submission only (`submission`,
+/// which may redeem it again, so that its retry after a failure to store passes).
 pub trait SubmissionVerifier {
     fn verify(
         &self,
         payload: &VerificationPayload,
+        submission: &SubmissionDigest,
         now: time::OffsetDateTime,
     ) -> impl Future<Output = Result<(), VerificationError>> + Send;
 }
@@ -71,12 +73,17 @@ pub trait MessageAuthenticator {
     ) -> impl Future<Output = Result<bool, MacError>> + Send;
 }
 
-/// Remembers which tokens were redeemed, until they would have expired anyway.
+/// Remembers which tokens were redeemed, and by which submission, until they would have expired
+/// anyway.
 pub trait UsedTokenStore {
-    /// Records `token_id` as used; `Ok(false)` if it already was.
+    /// Records `token_id` as used by the submission `binding` stands for (an opaque value, the
+    /// same for the same submission and token); `Ok(true)` if it was unused, or used by that same
+    /// submission before; `Ok(false)` if another submission used it. One conditional write, so
+    /// two submissions racing for one token cannot both win.
     fn consume(
         &self,
         token_id: &str,
+        binding: &str,
         expires_at: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }

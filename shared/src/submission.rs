@@ -119,7 +119,9 @@ where
             return Ok(report);
         }
         let started = std::time::Instant::now();
-        self.verifier.verify(&accepted.verification, now).await?;
+        self.verifier
+            .verify(&accepted.verification, &accepted.digest, now)
+            .await?;
         report.verification_ms = started.elapsed().as_secs_f64() * 1000.0;
         let outcome = self
             .store

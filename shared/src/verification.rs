@@ -6,7 +6,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::diagnosis::VerificationPayload;
+use crate::domain::diagnosis::{SubmissionDigest, VerificationPayload};
 use crate::domain::processing_number::{MalformedProcessingNumber, ProcessingNumber};
 use crate::domain::verification_token::{
     TOKEN_ID_LENGTH, TOKEN_LIFETIME_SECONDS, TokenBody, UncheckedToken,
@@ -137,7 +137,15 @@ where
 }
 
 /// Redeems tokens: the MAC must verify, the token must not have expired, and it must not have been
-/// redeemed before (a conditional write, so two concurrent redemptions cannot both win).
+/// redeemed before by another submission (a conditional write, so two concurrent redemptions
+/// cannot both win). The same submission may redeem it again within its lifetime: a submission
+/// whose keys failed to store after its token was redeemed is told to retry, and its retry (the
+/// identical body) must pass, or the user's keys are lost.
+///
+/// The used-tokens table holds the token's id and a binding: SHA-256 over a label, the token's
+/// MAC and the submission's digest. Without the token (which only the phone and this request
+/// hold) the binding cannot be tested against any set of keys, so the table links no token to
+/// published keys.
 pub struct TokenRedemption<M, U> {
     pub mac: M,
     pub used: U,
@@ -151,6 +159,7 @@ where
     pub async fn redeem(
         &self,
         token: &UncheckedToken,
+        submission: &SubmissionDigest,
         now: OffsetDateTime,
     ) -> Result<(), VerificationError> {
         if token.body.expires_at <= now.unix_timestamp() {
@@ -168,13 +177,31 @@ where
         }
         let first_use = self
             .used
-            .consume(&token.body.id_hex(), token.body.expires_at)
+            .consume(
+                &token.body.id_hex(),
+                &token_binding(token, submission),
+                token.body.expires_at,
+            )
             .await
             .map_err(|_| VerificationError::Unavailable {
                 reason: "used-token store unavailable",
             })?;
         if first_use { Ok(()) } else { Err(REFUSED) }
     }
+}
+
+/// What the used-tokens table keeps of the submission that redeemed `token` (hex).
+pub fn token_binding(token: &UncheckedToken, submission: &SubmissionDigest) -> String {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(b"cocoa-token-binding-v1\n");
+    context.update(&token.mac);
+    context.update(&submission.0);
+    context
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `submit-keys`' verifier: a raw number goes to HER-SYS (through the verifier function), a token
@@ -193,12 +220,130 @@ where
     async fn verify(
         &self,
         payload: &VerificationPayload,
+        submission: &SubmissionDigest,
         now: OffsetDateTime,
     ) -> Result<(), VerificationError> {
         match payload {
             VerificationPayload::ProcessingNumber(number) => self.numbers.verify(number).await,
-            VerificationPayload::Token(token) => self.tokens.redeem(token, now).await,
+            VerificationPayload::Token(token) => self.tokens.redeem(token, submission, now).await,
             VerificationPayload::Malformed => Err(REFUSED),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::adapters::local_mac::LocalMac;
+    use crate::domain::attestation::KeyText;
+    use crate::ports::StoreError;
+
+    const NOW: OffsetDateTime = datetime!(2026-12-03 10:00 UTC);
+
+    /// The used-tokens table in memory, with its conditional write's rule.
+    #[derive(Default)]
+    struct UsedInMemory(Mutex<HashMap<String, String>>);
+
+    impl UsedTokenStore for UsedInMemory {
+        async fn consume(&self, id: &str, binding: &str, _: i64) -> Result<bool, StoreError> {
+            let mut used = self.0.lock().map_err(|_| StoreError("poisoned".into()))?;
+            match used.get(id) {
+                Some(bound) => Ok(bound == binding),
+                None => {
+                    used.insert(id.to_owned(), binding.to_owned());
+                    Ok(true)
+                }
+            }
+        }
+    }
+
+    fn redemption() -> TokenRedemption<LocalMac, UsedInMemory> {
+        TokenRedemption {
+            mac: LocalMac::new(b"test key"),
+            used: UsedInMemory::default(),
+        }
+    }
+
+    async fn token(redemption: &TokenRedemption<LocalMac, UsedInMemory>) -> UncheckedToken {
+        let body = TokenBody {
+            id: [7; TOKEN_ID_LENGTH],
+            expires_at: NOW.unix_timestamp() + TOKEN_LIFETIME_SECONDS,
+        };
+        let mac = redemption
+            .mac
+            .generate_mac(&body.mac_message())
+            .await
+            .expect("a MAC");
+        UncheckedToken::parse(&body.to_text(&mac)).expect("a token")
+    }
+
+    fn submission(idempotency_key: &str, key_data: &str) -> SubmissionDigest {
+        SubmissionDigest::of(
+            "v3",
+            idempotency_key,
+            &[KeyText {
+                key_data: key_data.into(),
+                rolling_start_number: 2_993_472,
+                rolling_period: 144,
+                report_type: 1,
+            }],
+        )
+    }
+
+    #[tokio::test]
+    async fn a_redeemed_token_passes_again_only_for_the_same_submission() {
+        let redemption = redemption();
+        let token = token(&redemption).await;
+        let first = submission("idem", "AAAAAAAAAAAAAAAAAAAAAA==");
+        assert!(redemption.redeem(&token, &first, NOW).await.is_ok());
+        // The app's retry after a failure to store: the same body, so the same digest.
+        let later = NOW + time::Duration::minutes(10);
+        assert!(redemption.redeem(&token, &first, later).await.is_ok());
+        // Anyone else with the token: other keys, or another idempotency key.
+        for other in [
+            submission("idem", "AQAAAAAAAAAAAAAAAAAAAA=="),
+            submission("other", "AAAAAAAAAAAAAAAAAAAAAA=="),
+        ] {
+            assert!(matches!(
+                redemption.redeem(&token, &other, NOW).await,
+                Err(VerificationError::Refused { status: 406 })
+            ));
+        }
+        // Still the first submission's after those refusals.
+        assert!(redemption.redeem(&token, &first, later).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_same_submission_is_refused_once_the_token_expired_or_with_a_forged_mac() {
+        let redemption = redemption();
+        let token = token(&redemption).await;
+        let first = submission("idem", "AAAAAAAAAAAAAAAAAAAAAA==");
+        assert!(redemption.redeem(&token, &first, NOW).await.is_ok());
+        let expired = NOW + time::Duration::seconds(TOKEN_LIFETIME_SECONDS);
+        assert!(redemption.redeem(&token, &first, expired).await.is_err());
+        let mut forged = UncheckedToken::parse(&token.body.to_text(&token.mac)).expect("token");
+        forged.mac[0] ^= 1;
+        assert!(redemption.redeem(&forged, &first, NOW).await.is_err());
+    }
+
+    #[test]
+    fn the_binding_depends_on_the_token_and_the_submission() {
+        let body = TokenBody {
+            id: [1; TOKEN_ID_LENGTH],
+            expires_at: 0,
+        };
+        let a = UncheckedToken::parse(&body.to_text(&[1; 32])).expect("token");
+        let b = UncheckedToken::parse(&body.to_text(&[2; 32])).expect("token");
+        let s = submission("idem", "AAAAAAAAAAAAAAAAAAAAAA==");
+        let t = submission("idem", "AQAAAAAAAAAAAAAAAAAAAA==");
+        assert_eq!(token_binding(&a, &s), token_binding(&a, &s));
+        assert_ne!(token_binding(&a, &s), token_binding(&b, &s));
+        assert_ne!(token_binding(&a, &s), token_binding(&a, &t));
+        assert_eq!(token_binding(&a, &s).len(), 64);
     }
 }

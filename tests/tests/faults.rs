@@ -1,5 +1,6 @@
 //! Faults: DynamoDB Local killed and started again, and moto frozen and continued, in the middle
-//! of submissions and of an export run, with HER-SYS slow and failing at the same time.
+//! of submissions and of an export run, with HER-SYS slow and failing at the same time; a
+//! verification token spent before the keys it guards failed to store.
 //! Afterwards no accepted key is lost, no published file is rewritten, and every client was told
 //! the truth: a success status only for what was stored.
 //!
@@ -17,7 +18,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::services::{self, LocalService};
 use e2e::*;
 use lambda_http::Body;
-use serde_json::Value;
+use serde_json::{Value, json};
 use shared::adapters::AwsTimeouts;
 use shared::adapters::attestation::PlatformAttestation;
 use shared::adapters::dynamo_keys::DynamoExposureKeyStore;
@@ -534,4 +535,93 @@ async fn an_export_run_survives_moto_hanging_and_dynamodb_crashing_mid_run() {
             "a released key is in exactly one file"
         );
     }
+}
+
+/// The worst outcome the service can produce, shown not to happen: a submission carrying a
+/// verification token has its token redeemed, then its keys fail to store (the keys table is
+/// gone, while the used-tokens table works), and it is told 503 "retry". The app's retry, the
+/// identical body, is accepted and stores each key once (before the token was bound to its
+/// submission, the retry got 406 and the keys were never published). The token stays bound to
+/// that submission: other keys, one key fewer, or another idempotency key with the same token are
+/// refused 406 and store nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_spent_before_its_keys_failed_to_store_passes_for_the_retry_and_only_for_it() {
+    let stack = Stack::connect().await;
+    let (_dynamodb, client, tables) = private_dynamodb().await;
+    let (status, answer) = stack
+        .send(
+            "POST",
+            "/api/v1/verification",
+            json!({"processingNumber": VALID_NUMBER, "padding": ""}).to_string(),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let issued: Value = serde_json::from_str(&answer).expect("JSON");
+    let token = issued["token"].as_str().expect("a token").to_owned();
+
+    let today = today_utc();
+    // The days from 3 before the onset on: all inside the infectious window, all stored.
+    let keys: Vec<TestKey> = (1..=7)
+        .map(|d| TestKey::on(today - time::Duration::days(d)))
+        .collect();
+    let onset = today - time::Duration::days(3);
+    let idempotency_key = random_id();
+    let body = v3_body(&keys, onset, &token, &idempotency_key);
+
+    let mut without_keys_table = tables.clone();
+    without_keys_table.insert("keys".into(), "cocoa-exposure-keys-gone".into());
+    let failing = submit_keys(&stack, &client, &without_keys_table).await;
+    let first = send(&failing, &body).await;
+    assert_eq!(first.status, 503, "storage failed: retry ({})", first.body);
+    assert_eq!(
+        scan_table(&client, &tables["used-tokens"]).await.len(),
+        1,
+        "the token was spent before the keys failed to store"
+    );
+    assert!(stored_key_counts(&client, &tables["keys"]).await.is_empty());
+
+    let healthy = submit_keys(&stack, &client, &tables).await;
+    for attempt in ["the app's retry", "a second retry"] {
+        let retry = send(&healthy, &body).await;
+        assert_eq!(retry.status, 200, "{attempt}: {}", retry.body);
+        let stored = stored_key_counts(&client, &tables["keys"]).await;
+        assert_eq!(stored.len(), keys.len(), "{attempt}: every key is stored");
+        for key in &keys {
+            assert_eq!(
+                stored.get(&key.base64),
+                Some(&1),
+                "{attempt}: each key once"
+            );
+        }
+    }
+
+    let other_keys: Vec<TestKey> = (1..=7)
+        .map(|d| TestKey::on(today - time::Duration::days(d)))
+        .collect();
+    let replays = [
+        (
+            "other keys",
+            v3_body(&other_keys, onset, &token, &idempotency_key),
+        ),
+        (
+            "one key fewer",
+            v3_body(&keys[1..], onset, &token, &idempotency_key),
+        ),
+        (
+            "another idempotency key",
+            v3_body(&keys, onset, &token, &random_id()),
+        ),
+    ];
+    for (what, replay) in &replays {
+        let answer = send(&healthy, replay).await;
+        assert_eq!(
+            answer.status, 406,
+            "{what} with the spent token: {}",
+            answer.body
+        );
+    }
+    let stored = stored_key_counts(&client, &tables["keys"]).await;
+    assert_eq!(stored.len(), keys.len(), "the replays stored nothing");
+    assert!(other_keys.iter().all(|k| !stored.contains_key(&k.base64)));
 }

@@ -7,7 +7,9 @@ use base64::Engine as _;
 use criterion::{Criterion, criterion_group, criterion_main};
 use lambda_http::{Body, Request};
 use shared::adapters::attestation::PermitAllDevices;
-use shared::domain::diagnosis::{DayWindow, SubmissionRules, VerificationPayload};
+use shared::domain::diagnosis::{
+    DayWindow, SubmissionDigest, SubmissionRules, VerificationPayload,
+};
 use shared::domain::exposure_key::ExposureKey;
 use shared::ports::{
     ExposureKeyStore, StoreError, StoreOutcome, SubmissionVerifier, VerificationError,
@@ -21,6 +23,7 @@ impl SubmissionVerifier for AnswersAtOnce {
     async fn verify(
         &self,
         _: &VerificationPayload,
+        _: &SubmissionDigest,
         _: time::OffsetDateTime,
     ) -> Result<(), VerificationError> {
         Ok(())

@@ -51,11 +51,12 @@ pub(crate) async fn query_all(query: QueryFluentBuilder) -> Result<Vec<Item>, St
 
 /// Puts the item only if no item has its partition key: `Ok(false)` if one already had it.
 pub(crate) async fn put_if_absent(put: PutItemFluentBuilder) -> Result<bool, StoreError> {
-    match put
-        .condition_expression("attribute_not_exists(pk)")
-        .send()
-        .await
-    {
+    put_if(put, "attribute_not_exists(pk)").await
+}
+
+/// Puts the item only if `condition` holds: `Ok(false)` if it did not.
+pub(crate) async fn put_if(put: PutItemFluentBuilder, condition: &str) -> Result<bool, StoreError> {
+    match put.condition_expression(condition).send().await {
         Ok(_) => Ok(true),
         Err(error) => {
             let error = error.into_service_error();

@@ -164,6 +164,53 @@ pub struct AcceptedSubmission {
     pub keys: Vec<ExposureKey>,
     pub attestation: AttestationSubject,
     pub verification: VerificationPayload,
+    /// What a verification token this submission redeems is bound to.
+    pub digest: SubmissionDigest,
+}
+
+/// What makes two submissions "the same" for a verification token (`docs/security.md`,
+/// "Tokens"): the API version, the idempotency key (v3; v2 has none) and the keys **as
+/// submitted** (key data, rolling start number, rolling period, report type), as a set. Not the
+/// padding, the regions, the onset or the attestation, and not which keys passed validation, so
+/// the digest does not depend on the clock: the app's retry, which resends the identical body,
+/// always has the same digest, however late; a replay of the token with any other key, one key
+/// fewer, or another idempotency key has another.
+///
+/// SHA-256 over a version label and each field JSON-encoded (so no field's text can imitate a
+/// separator), the keys sorted and deduplicated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubmissionDigest(pub [u8; 32]);
+
+impl SubmissionDigest {
+    pub fn of(version: &str, idempotency_key: &str, keys: &[KeyText]) -> Self {
+        let quoted = |text: &str| serde_json::Value::from(text).to_string();
+        let mut lines: Vec<String> = keys
+            .iter()
+            .map(|k| {
+                format!(
+                    "[{},{},{},{}]",
+                    quoted(&k.key_data),
+                    k.rolling_start_number,
+                    k.rolling_period,
+                    k.report_type
+                )
+            })
+            .collect();
+        lines.sort_unstable();
+        lines.dedup();
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        context.update(b"cocoa-submission-digest-v1\n");
+        context.update(quoted(version).as_bytes());
+        context.update(b"\n");
+        context.update(quoted(idempotency_key).as_bytes());
+        for line in &lines {
+            context.update(b"\n");
+            context.update(line.as_bytes());
+        }
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(context.finish().as_ref());
+        Self(digest)
+    }
 }
 
 fn is_blank(value: &Option<String>) -> bool {
@@ -214,6 +261,7 @@ impl AcceptedSubmission {
         device_verification_payload: &mut Option<String>,
         verification_payload: &mut Option<String>,
         clear_text: ClearTextSource,
+        digest: SubmissionDigest,
     ) -> Self {
         let mut stored = Vec::with_capacity(keys.len() * regions.len());
         for key in keys {
@@ -240,6 +288,7 @@ impl AcceptedSubmission {
             verification: VerificationPayload::from_text(
                 verification_payload.take().as_deref().unwrap_or_default(),
             ),
+            digest,
         }
     }
 }
@@ -310,6 +359,7 @@ impl V3Submission {
 
         let key_texts = key_texts(&keys);
         let idempotency_key = self.idempotency_key.as_deref().unwrap_or_default();
+        let digest = SubmissionDigest::of("v3", idempotency_key, &key_texts);
         let mut kept = Vec::with_capacity(keys.len());
         let mut valid = Vec::with_capacity(keys.len());
         for mut key in keys {
@@ -380,6 +430,7 @@ impl V3Submission {
             &mut self.device_verification_payload,
             &mut self.verification_payload,
             clear_text,
+            digest,
         ))
     }
 }
@@ -433,9 +484,11 @@ impl V2Submission {
             }
         }
         let regions = require_supported_regions(&self.regions, rules)?;
+        let key_texts = key_texts(&keys);
+        let digest = SubmissionDigest::of("v2", "", &key_texts);
         let clear_text = ClearTextSource::V2 {
             app_package_name: self.app_package_name.take().unwrap_or_default(),
-            keys: key_texts(&keys),
+            keys: key_texts,
             regions: self.regions.clone().unwrap_or_default(),
             verification_payload: self.verification_payload.clone().unwrap_or_default(),
         };
@@ -446,6 +499,7 @@ impl V2Submission {
             &mut self.device_verification_payload,
             &mut self.verification_payload,
             clear_text,
+            digest,
         ))
     }
 }
@@ -516,6 +570,101 @@ mod tests {
     }
 
     const K1: &str = "AAAAAAAAAAAAAAAAAAAAAA==";
+
+    fn digest_of(mut submission: V3Submission, now: OffsetDateTime) -> SubmissionDigest {
+        submission.accept(&rules(), now).expect("valid").digest
+    }
+
+    #[test]
+    fn the_same_submission_has_the_same_digest_whenever_it_is_resent() {
+        let keys = || {
+            vec![
+                key(K1, rsn(date!(2026 - 11 - 16))),
+                key("AQAAAAAAAAAAAAAAAAAAAA==", rsn(date!(2026 - 11 - 19))),
+            ]
+        };
+        let first = digest_of(v3(keys()), NOW);
+        // Resent as the app does: the same body. Padding, onset and payloads do not count; nor
+        // does the clock: 13 days later the older key is out of the window and filtered, and the
+        // digest is still the same.
+        let mut resent = v3(keys());
+        resent.padding = Some("other padding".into());
+        resent.device_verification_payload = Some("another attestation".into());
+        assert_eq!(digest_of(resent, NOW), first);
+        assert_eq!(digest_of(v3(keys()), NOW + Duration::days(13)), first);
+        // The same keys in another order are the same set.
+        let mut reordered = keys();
+        reordered.reverse();
+        assert_eq!(digest_of(v3(reordered), NOW), first);
+    }
+
+    #[test]
+    fn another_key_set_or_idempotency_key_has_another_digest() {
+        let keys = || {
+            vec![
+                key(K1, rsn(date!(2026 - 11 - 16))),
+                key("AQAAAAAAAAAAAAAAAAAAAA==", rsn(date!(2026 - 11 - 19))),
+            ]
+        };
+        let first = digest_of(v3(keys()), NOW);
+        let mut fewer = keys();
+        fewer.pop();
+        assert_ne!(digest_of(v3(fewer), NOW), first, "one key fewer");
+        let mut other = keys();
+        other[1].key_data = Some("AgAAAAAAAAAAAAAAAAAAAA==".into());
+        assert_ne!(digest_of(v3(other), NOW), first, "another key");
+        let mut shifted = keys();
+        shifted[0].rolling_start_number += 144;
+        assert_ne!(digest_of(v3(shifted), NOW), first, "another rolling start");
+        let mut period = keys();
+        period[0].rolling_period = 143;
+        assert_ne!(digest_of(v3(period), NOW), first, "another rolling period");
+        let mut report = keys();
+        report[0].report_type = 2;
+        assert_ne!(digest_of(v3(report), NOW), first, "another report type");
+        let mut idempotency = v3(keys());
+        idempotency.idempotency_key = Some("other".into());
+        assert_ne!(
+            digest_of(idempotency, NOW),
+            first,
+            "another idempotency key"
+        );
+        // A key text cannot imitate the separators between fields or keys.
+        let glued = SubmissionDigest::of(
+            "v3",
+            "idem",
+            &[KeyText {
+                key_data: "a\",1,2,3],[\"b".into(),
+                rolling_start_number: 4,
+                rolling_period: 5,
+                report_type: 6,
+            }],
+        );
+        let split = SubmissionDigest::of(
+            "v3",
+            "idem",
+            &[
+                KeyText {
+                    key_data: "a".into(),
+                    rolling_start_number: 1,
+                    rolling_period: 2,
+                    report_type: 3,
+                },
+                KeyText {
+                    key_data: "b".into(),
+                    rolling_start_number: 4,
+                    rolling_period: 5,
+                    report_type: 6,
+                },
+            ],
+        );
+        assert_ne!(glued, split);
+        // v2 and v3 bodies never share a digest.
+        assert_ne!(
+            SubmissionDigest::of("v2", "", &[]),
+            SubmissionDigest::of("v3", "", &[])
+        );
+    }
 
     #[test]
     fn onset_at_jst_midnight_is_the_previous_utc_date() {
