@@ -3,7 +3,10 @@
 //! Messages are COCOA's where COCOA defines one (`Invalid parameter`, `Regions not supported.`,
 //! `Invalid Device`, `Bad VerificationPayload`), written as `text/plain`.
 
-use lambda_http::http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
+use lambda_http::http::{
+    HeaderValue, StatusCode,
+    header::{CONTENT_TYPE, RETRY_AFTER},
+};
 use lambda_http::{Body, Response};
 
 use crate::logs::{AcceptLogError, EventLogError};
@@ -21,8 +24,19 @@ fn response(status: u16, content_type: Option<&'static str>, body: Body) -> Resp
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
+    if status == 503 {
+        // Every 503 here is "a dependency (DynamoDB, KMS, HER-SYS) failed or throttled; nothing
+        // was half-done; send the same request again": a client may retry after a few seconds,
+        // the time the SDK's own retries of a throttled call take (docs/RELIABILITY.md).
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+    }
     response
 }
+
+/// The `Retry-After` of every 503.
+pub const RETRY_AFTER_SECONDS: &str = "3";
 
 pub fn text(status: u16, message: impl Into<String>) -> Response<Body> {
     response(

@@ -98,6 +98,44 @@ impl LocalService {
         )
     }
 
+    /// `scripts/aws_fault_proxy.py` in front of `upstream` (a DynamoDB Local or moto endpoint):
+    /// passes every request on, except those its rules (`set_faults`) answer with AWS's own
+    /// error (throttling, internal errors), as AWS sends it.
+    pub fn fault_proxy(upstream: &str) -> Self {
+        let root = workspace_root();
+        let port = free_port();
+        Self::new(
+            "fault-proxy",
+            root.join(".local/venv/bin/python"),
+            vec![
+                root.join("scripts/aws_fault_proxy.py")
+                    .display()
+                    .to_string(),
+                "--port".into(),
+                port.to_string(),
+                "--upstream".into(),
+                upstream.to_owned(),
+            ],
+            root,
+            port,
+            None,
+        )
+    }
+
+    /// A fault proxy's rules (see `scripts/aws_fault_proxy.py`), replacing its current ones;
+    /// returns what it has forwarded and failed so far.
+    pub async fn set_faults(&self, rules: Value) -> Value {
+        reqwest::Client::new()
+            .put(format!("{}/__faults", self.endpoint()))
+            .body(rules.to_string())
+            .send()
+            .await
+            .expect("the fault proxy answers")
+            .json()
+            .await
+            .expect("its counts")
+    }
+
     fn new(
         name: &'static str,
         program: PathBuf,

@@ -1,6 +1,7 @@
 //! Faults: DynamoDB Local killed and started again, and moto frozen and continued, in the middle
 //! of submissions and of an export run, with HER-SYS slow and failing at the same time; a
-//! verification token spent before the keys it guards failed to store.
+//! verification token spent before the keys it guards failed to store; DynamoDB and KMS throttling
+//! (AWS's own error answers, injected by `scripts/aws_fault_proxy.py`).
 //! Afterwards no accepted key is lost, no published file is rewritten, and every client was told
 //! the truth: a success status only for what was stored.
 //!
@@ -57,6 +58,16 @@ async fn submit_keys(
     dynamodb: &aws_sdk_dynamodb::Client,
     tables: &HashMap<String, String>,
 ) -> Service {
+    submit_keys_with_kms(stack, dynamodb, stack.kms.clone(), tables).await
+}
+
+/// The same, its MAC key reached through `kms`.
+async fn submit_keys_with_kms(
+    stack: &Stack,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    kms: aws_sdk_kms::Client,
+    tables: &HashMap<String, String>,
+) -> Service {
     let lambda = services::sdk_loader(AwsTimeouts::REQUEST)
         .endpoint_url(stack.environment("AWS_ENDPOINT_URL_LAMBDA"))
         .load()
@@ -69,7 +80,7 @@ async fn submit_keys(
                 stack.environment("VERIFIER_FUNCTION_NAME"),
             ),
             tokens: TokenRedemption {
-                mac: KmsMac::new(stack.kms.clone(), stack.environment("MAC_KEY_ID")),
+                mac: KmsMac::new(kms, stack.environment("MAC_KEY_ID")),
                 used: DynamoUsedTokens::new(dynamodb.clone(), &tables["used-tokens"]),
             },
         },
@@ -86,6 +97,7 @@ async fn submit_keys(
 struct Answer {
     status: u16,
     body: String,
+    retry_after: Option<String>,
 }
 
 async fn send(service: &Service, body: &Value) -> Answer {
@@ -93,13 +105,22 @@ async fn send(service: &Service, body: &Value) -> Answer {
         .await
         .unwrap_or_else(|never| match never {});
     let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = match response.body() {
         Body::Text(text) => text.clone(),
         Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
         Body::Empty => String::new(),
         _ => String::new(),
     };
-    Answer { status, body }
+    Answer {
+        status,
+        body,
+        retry_after,
+    }
 }
 
 /// Sends until an answer is not a server error, at most `attempts` times, backing off as the app
@@ -537,6 +558,21 @@ async fn an_export_run_survives_moto_hanging_and_dynamodb_crashing_mid_run() {
     }
 }
 
+/// A verification token for the valid number, from the stack's `verify-processing-number`.
+async fn verification_token(stack: &Stack) -> String {
+    let (status, answer) = stack
+        .send(
+            "POST",
+            "/api/v1/verification",
+            json!({"processingNumber": VALID_NUMBER, "padding": ""}).to_string(),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let issued: Value = serde_json::from_str(&answer).expect("JSON");
+    issued["token"].as_str().expect("a token").to_owned()
+}
+
 /// The worst outcome the service can produce, shown not to happen: a submission carrying a
 /// verification token has its token redeemed, then its keys fail to store (the keys table is
 /// gone, while the used-tokens table works), and it is told 503 "retry". The app's retry, the
@@ -548,17 +584,7 @@ async fn an_export_run_survives_moto_hanging_and_dynamodb_crashing_mid_run() {
 async fn a_token_spent_before_its_keys_failed_to_store_passes_for_the_retry_and_only_for_it() {
     let stack = Stack::connect().await;
     let (_dynamodb, client, tables) = private_dynamodb().await;
-    let (status, answer) = stack
-        .send(
-            "POST",
-            "/api/v1/verification",
-            json!({"processingNumber": VALID_NUMBER, "padding": ""}).to_string(),
-            &[],
-        )
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    let issued: Value = serde_json::from_str(&answer).expect("JSON");
-    let token = issued["token"].as_str().expect("a token").to_owned();
+    let token = verification_token(&stack).await;
 
     let today = today_utc();
     // The days from 3 before the onset on: all inside the infectious window, all stored.
@@ -624,4 +650,244 @@ async fn a_token_spent_before_its_keys_failed_to_store_passes_for_the_retry_and_
     let stored = stored_key_counts(&client, &tables["keys"]).await;
     assert_eq!(stored.len(), keys.len(), "the replays stored nothing");
     assert!(other_keys.iter().all(|k| !stored.contains_key(&k.base64)));
+}
+
+/// AWS throttling is a fault too. DynamoDB and KMS are reached through the fault proxy, which
+/// answers chosen requests with AWS's own throttling errors. A brief throttle (one put) is
+/// absorbed by the SDK's own retry within the handler's budget: 200, each key once. A lasting
+/// one (each of DynamoDB's three throttling errors on the keys table; KMS's on `VerifyMac`) is
+/// answered 503 with a retry hint, never 500 or 4xx, well within the Lambda's timeout, with
+/// nothing of the submission stored; once it ends, the app's retry stores each key once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn throttled_dynamodb_and_kms_answer_503_in_time_and_the_retry_stores_each_key_once() {
+    let stack = Stack::connect().await;
+    let (dynamodb, _, tables) = private_dynamodb().await;
+    let dynamodb_proxy = LocalService::fault_proxy(&dynamodb.endpoint());
+    dynamodb_proxy.start().await;
+    let kms_proxy = LocalService::fault_proxy(&stack.environment("AWS_ENDPOINT_URL_KMS"));
+    kms_proxy.start().await;
+    let config = services::sdk_config(AwsTimeouts::REQUEST).await;
+    let client = services::dynamodb_client(&config, &dynamodb_proxy);
+    let service = submit_keys_with_kms(
+        &stack,
+        &client,
+        services::kms_client(&config, &kms_proxy),
+        &tables,
+    )
+    .await;
+    let keys_table = tables["keys"].clone();
+    let today = today_utc();
+    let onset = today - time::Duration::days(3);
+    let new_keys = || -> Vec<TestKey> {
+        (1..=7)
+            .map(|d| TestKey::on(today - time::Duration::days(d)))
+            .collect()
+    };
+    let stored_once = |stored: &HashMap<String, usize>, keys: &[TestKey]| {
+        keys.iter().all(|k| stored.get(&k.base64) == Some(&1))
+    };
+    let put_on_keys = |error: &str, count: i64| json!([{"target": "DynamoDB_20120810.PutItem", "table": keys_table, "error": error, "count": count}]);
+
+    // Brief: the SDK retries a throttled call (with backoff) inside the handler's budget.
+    let keys = new_keys();
+    let body = v3_body(&keys, onset, VALID_NUMBER, &random_id());
+    dynamodb_proxy
+        .set_faults(put_on_keys("ProvisionedThroughputExceededException", 1))
+        .await;
+    let answer = send(&service, &body).await;
+    assert_eq!(answer.status, 200, "a throttled put: {}", answer.body);
+    let counts = dynamodb_proxy.set_faults(json!([])).await;
+    assert_eq!(
+        counts["failed"]["ProvisionedThroughputExceededException"], 1,
+        "the throttle was answered: {counts}"
+    );
+    assert!(stored_once(
+        &stored_key_counts(&client, &keys_table).await,
+        &keys
+    ));
+
+    // Lasting, for each of DynamoDB's throttling errors.
+    for error in [
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+    ] {
+        let keys = new_keys();
+        let body = v3_body(&keys, onset, VALID_NUMBER, &random_id());
+        dynamodb_proxy.set_faults(put_on_keys(error, -1)).await;
+        let started = std::time::Instant::now();
+        let answer = send(&service, &body).await;
+        let waited = started.elapsed();
+        eprintln!(
+            "faults: {error} on every put: {} in {waited:?}",
+            answer.status
+        );
+        assert_eq!(answer.status, 503, "{error}: {}", answer.body);
+        assert!(
+            answer.body.contains("retry"),
+            "{error}: a retry hint: {}",
+            answer.body
+        );
+        assert_eq!(
+            answer.retry_after.as_deref(),
+            Some(shared::http::RETRY_AFTER_SECONDS),
+            "{error}: Retry-After"
+        );
+        assert!(
+            waited < Duration::from_secs(15),
+            "{error}: answered within the Lambda's 15 s ({waited:?})"
+        );
+        let stored = stored_key_counts(&client, &keys_table).await;
+        assert!(
+            keys.iter().all(|k| !stored.contains_key(&k.base64)),
+            "{error}: nothing stored"
+        );
+        dynamodb_proxy.set_faults(json!([])).await;
+        let retry = send(&service, &body).await;
+        assert_eq!(
+            retry.status, 200,
+            "{error}: the retry once it ends: {}",
+            retry.body
+        );
+        assert!(
+            stored_once(&stored_key_counts(&client, &keys_table).await, &keys),
+            "{error}"
+        );
+    }
+
+    // KMS throttles the token's VerifyMac: 503, and the token stays usable for the retry.
+    let token = verification_token(&stack).await;
+    let keys = new_keys();
+    let body = v3_body(&keys, onset, &token, &random_id());
+    kms_proxy
+        .set_faults(json!([{"target": "TrentService.VerifyMac", "error": "KMSThrottlingException", "count": -1}]))
+        .await;
+    let answer = send(&service, &body).await;
+    assert_eq!(answer.status, 503, "VerifyMac throttled: {}", answer.body);
+    assert!(answer.retry_after.is_some(), "Retry-After");
+    let counts = kms_proxy.set_faults(json!([])).await;
+    assert!(
+        counts["failed"]["KMSThrottlingException"].as_u64() >= Some(1),
+        "{counts}"
+    );
+    let retry = send(&service, &body).await;
+    assert_eq!(
+        retry.status, 200,
+        "the retry once KMS answers: {}",
+        retry.body
+    );
+    assert!(stored_once(
+        &stored_key_counts(&client, &keys_table).await,
+        &keys
+    ));
+}
+
+/// Submissions during a burst of DynamoDB throttling: while every client sends its first attempt
+/// (`LOAD_SUBMISSIONS` submissions, 12 at a time), the fault proxy answers each put on the keys
+/// table with `ProvisionedThroughputExceededException` at random, at `THROTTLED_SHARE`; the SDK's
+/// own retries absorb some (until its retry quota runs dry), the rest are answered 503. Then the
+/// burst ends and each client retries as the app does. Every answer is 200 or 503 (no other 5xx,
+/// no 4xx), every submission ends 200, and each key is stored exactly once: none lost, none
+/// doubled. `--nocapture` prints N, the share and what the clients saw (docs/RELIABILITY.md).
+const LOAD_SUBMISSIONS: usize = 60;
+const THROTTLED_SHARE: f64 = 0.4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn submissions_in_a_throttling_burst_are_each_stored_once_after_their_retries() {
+    use futures_util::StreamExt as _;
+    let stack = Stack::connect().await;
+    let (dynamodb, _, tables) = private_dynamodb().await;
+    let proxy = LocalService::fault_proxy(&dynamodb.endpoint());
+    proxy.start().await;
+    let config = services::sdk_config(AwsTimeouts::REQUEST).await;
+    let client = services::dynamodb_client(&config, &proxy);
+    let service = submit_keys(&stack, &client, &tables).await;
+    let today = today_utc();
+    let submissions: Vec<Vec<TestKey>> = (0..LOAD_SUBMISSIONS)
+        .map(|_| {
+            (1..=7)
+                .map(|d| TestKey::on(today - time::Duration::days(d)))
+                .collect()
+        })
+        .collect();
+    let bodies: Vec<Value> = submissions
+        .iter()
+        .map(|keys| {
+            v3_body(
+                keys,
+                today - time::Duration::days(3),
+                VALID_NUMBER,
+                &random_id(),
+            )
+        })
+        .collect();
+    proxy
+        .set_faults(json!([{
+            "target": "DynamoDB_20120810.PutItem",
+            "table": tables["keys"],
+            "error": "ProvisionedThroughputExceededException",
+            "share": THROTTLED_SHARE,
+        }]))
+        .await;
+    let first: Vec<Answer> =
+        futures_util::stream::iter(bodies.iter().map(|body| send(&service, body)))
+            .buffered(12)
+            .collect()
+            .await;
+    let counts = proxy.set_faults(json!([])).await;
+    let throttled = first.iter().filter(|a| a.status == 503).count();
+    let retries: Vec<Vec<Answer>> = futures_util::stream::iter(
+        bodies
+            .iter()
+            .zip(&first)
+            .filter(|(_, answer)| answer.status == 503)
+            .map(|(body, _)| send_with_retries(&service, body, 5)),
+    )
+    .buffered(12)
+    .collect()
+    .await;
+    eprintln!(
+        "faults: {LOAD_SUBMISSIONS} submissions of 7 keys; during their first attempts {:.0} % of \
+         the keys table's puts throttled at random ({} throttles, {} puts passed): {throttled} \
+         first attempts answered 503, {} accepted; after the burst, the retries: {} answers, all \
+         accepted: {}",
+        THROTTLED_SHARE * 100.0,
+        counts["failed"]["ProvisionedThroughputExceededException"],
+        counts["forwarded"],
+        LOAD_SUBMISSIONS - throttled,
+        retries.iter().map(Vec::len).sum::<usize>(),
+        retries
+            .iter()
+            .all(|r| r.last().is_some_and(|a| a.status == 200))
+    );
+    for answer in first.iter().chain(retries.iter().flatten()) {
+        assert!(
+            answer.status == 200 || answer.status == 503,
+            "only 200 or 503 ({}: {})",
+            answer.status,
+            answer.body
+        );
+    }
+    assert!(throttled > 0, "the throttling reached some clients");
+    assert!(
+        throttled < LOAD_SUBMISSIONS,
+        "the SDK's retries absorbed some"
+    );
+    assert!(
+        retries
+            .iter()
+            .all(|r| r.last().is_some_and(|a| a.status == 200)),
+        "every throttled submission is accepted on retry"
+    );
+    let stored = stored_key_counts(&client, &tables["keys"]).await;
+    assert_eq!(
+        stored.len(),
+        LOAD_SUBMISSIONS * 7,
+        "no key lost, none extra"
+    );
+    for keys in &submissions {
+        for key in keys {
+            assert_eq!(stored.get(&key.base64), Some(&1), "each key exactly once");
+        }
+    }
 }
