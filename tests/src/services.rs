@@ -281,7 +281,8 @@ pub fn kms_client(config: &aws_config::SdkConfig, service: &LocalService) -> aws
     )
 }
 
-fn declaration() -> Value {
+/// `infra/stack.json`, the declaration the stack and the CDK app share.
+pub fn declaration() -> Value {
     let text = std::fs::read_to_string(workspace_root().join("infra/stack.json"))
         .expect("infra/stack.json");
     serde_json::from_str(&text).expect("infra/stack.json is JSON")

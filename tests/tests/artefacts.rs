@@ -151,10 +151,7 @@ fn recent_keys(mut event: Value) -> Value {
 
 /// The tables of infra/stack.json: name and key attributes.
 fn tables(stack: &Stack) -> Vec<(String, Vec<String>)> {
-    let text = std::fs::read_to_string(workspace_root().join("infra/stack.json"))
-        .expect("infra/stack.json");
-    let declaration: Value = serde_json::from_str(&text).expect("JSON");
-    declaration["tables"]
+    e2e::services::declaration()["tables"]
         .as_array()
         .expect("tables")
         .iter()
@@ -703,9 +700,7 @@ impl<'a> Exports<'a> {
 fn the_runtime_floor_holds_and_its_check_can_fail() {
     let root = workspace_root();
     let functions: Vec<String> = {
-        let text = std::fs::read_to_string(root.join("infra/stack.json")).expect("stack.json");
-        let declaration: Value = serde_json::from_str(&text).expect("JSON");
-        declaration["functions"]
+        e2e::services::declaration()["functions"]
             .as_array()
             .expect("functions")
             .iter()
