@@ -14,7 +14,10 @@ Control (on the same port, paths no AWS API uses):
                         `table` (optional) the request's TableName, or any table of a
                         BatchWriteItem/TransactWriteItems; `count` how many matching requests fail
                         (-1: all of them); `share` (optional, 0..1) the share of matches that fail,
-                        at random, instead.
+                        at random, instead; `after` (optional, true) passes the request on
+                        first and then answers the error instead of the emulator's answer: the
+                        write happened, its answer was lost; `skip` (optional) how many
+                        matching requests pass before the rule applies.
     GET    /__faults    {"forwarded": n, "failed": {error: n}}
     DELETE /__faults    no rules
 """
@@ -53,13 +56,16 @@ class State:
         self.forwarded = 0
         self.failed: dict[str, int] = {}
 
-    def fault_for(self, target: str, body: bytes) -> str | None:
+    def fault_for(self, target: str, body: bytes) -> tuple[str, bool] | None:
         tables = tables_of(body)
         with self.lock:
             for rule in self.rules:
                 if rule.get("target") != target:
                     continue
                 if rule.get("table") and rule["table"] not in tables:
+                    continue
+                if rule.get("skip", 0) > 0:
+                    rule["skip"] -= 1
                     continue
                 if "share" in rule:
                     if random.random() >= float(rule["share"]):
@@ -70,7 +76,7 @@ class State:
                     rule["count"] -= 1
                 error = rule["error"]
                 self.failed[error] = self.failed.get(error, 0) + 1
-                return error
+                return error, bool(rule.get("after"))
             self.forwarded += 1
         return None
 
@@ -126,16 +132,9 @@ def handler(state: State, upstream: urllib.parse.SplitResult):
                 self.control(body)
                 return
             target = self.headers.get("X-Amz-Target", "")
-            error = state.fault_for(target, body)
-            if error is not None:
-                status, kind = ERRORS[error]
-                payload = json.dumps({"__type": kind, "message": MESSAGES[error]}).encode()
-                print(f"fault: {target} -> {status} {error}", file=sys.stderr, flush=True)
-                self.reply(status, payload, [
-                    ("Content-Type", "application/x-amz-json-1.0"),
-                    ("x-amzn-ErrorType", kind.split("#")[-1]),
-                    ("x-amzn-RequestId", "fault-proxy"),
-                ])
+            fault = state.fault_for(target, body)
+            if fault is not None and not fault[1]:
+                self.fail(target, fault[0])
                 return
             connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
             try:
@@ -143,6 +142,9 @@ def handler(state: State, upstream: urllib.parse.SplitResult):
                 connection.request(self.command, self.path, body=body, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
+                if fault is not None:
+                    self.fail(target, fault[0], f"after the emulator answered {response.status}")
+                    return
                 passed = [(k, v) for k, v in response.getheaders()
                           if k.lower() not in ("content-length", "transfer-encoding", "connection")]
                 self.reply(response.status, data, passed)
@@ -150,6 +152,16 @@ def handler(state: State, upstream: urllib.parse.SplitResult):
                 self.reply(502, str(error).encode(), [("Content-Type", "text/plain")])
             finally:
                 connection.close()
+
+        def fail(self, target: str, error: str, when: str = "") -> None:
+            status, kind = ERRORS[error]
+            payload = json.dumps({"__type": kind, "message": MESSAGES[error]}).encode()
+            print(f"fault: {target} -> {status} {error} {when}".rstrip(), file=sys.stderr, flush=True)
+            self.reply(status, payload, [
+                ("Content-Type", "application/x-amz-json-1.0"),
+                ("x-amzn-ErrorType", kind.split("#")[-1]),
+                ("x-amzn-RequestId", "fault-proxy"),
+            ])
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
 

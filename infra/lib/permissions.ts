@@ -34,10 +34,14 @@ export const PERMISSIONS: Record<string, Grant[]> = {
     { kind: 'table', id: 'log-ids', actions: ['dynamodb:PutItem'] },
     { kind: 'kms', id: 'mac', actions: ['kms:GenerateMac'] },
   ],
-  // dynamo_logs: the upload transaction updates the log ID and puts the meta item; chunks are
-  // put, read back, and removed when an upload loses a race.
+  // dynamo_logs: the upload transaction puts the meta item and updates the log ID (or puts the
+  // used grant's item); chunks are put, read back, and removed when an upload surely failed.
   'accept-logs': [
-    { kind: 'table', id: 'log-ids', actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'] },
+    {
+      kind: 'table',
+      id: 'log-ids',
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+    },
     {
       kind: 'table',
       id: 'operation-logs',

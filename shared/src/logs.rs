@@ -13,7 +13,7 @@ use crate::domain::clear_text::{compact_json, event_log_text};
 use crate::domain::log_id::{LOG_ID_RANDOM_BYTES, LogId, LogIdError};
 use crate::domain::operation_log::{
     LogEncodingError, MAX_LOG_BODY_BYTES, OperationLogError, OperationLogUpload, encode_log,
-    log_expires_at, redact_zip,
+    log_expires_at, redact_zip, sha256,
 };
 use crate::domain::redaction::{Redactions, redact_json};
 use crate::domain::survey::{SurveyError, parse_survey};
@@ -23,7 +23,7 @@ use crate::domain::upload_grant::{
 use crate::ports::{
     DeviceAttestation, EventLogRecord, EventLogStore, LogFormat, LogIdIssuer, LogIdRegistry,
     LogStoreOutcome, MacError, MessageAuthenticator, NewOperationLog, OperationLogStore, Purged,
-    RetentionSweep, StoreError,
+    RetentionSweep, Spends, StoreError,
 };
 use crate::request::{BodyError, parse_json};
 
@@ -187,7 +187,8 @@ where
 {
     /// `PUT /api/v1/logs/{logId}`. The body is checked first (a bad body leaves the ID unused, so
     /// the app can fix and retry), then the ID's MAC (no lookup for a forged ID), then its record;
-    /// the log is stored and the ID used in one transaction.
+    /// the log is stored and the ID used in one transaction. A used ID whose stored log is this
+    /// very log (the retry of an upload whose answer was lost) is accepted again, storing nothing.
     pub async fn accept_json(
         &self,
         log_id: &str,
@@ -206,15 +207,28 @@ where
         }
         let canonical = id.canonical();
         let now_unix = now.unix_timestamp();
+        let (stored, original_bytes) = encode_log(&log)?;
+        let digest = log.digest()?;
+        let accepted = |expires_at| AcceptedLog {
+            id: canonical.clone(),
+            expires_at,
+            original_bytes,
+            stored_bytes: stored.len() as u64,
+            redactions: redactions.clone(),
+        };
         match self.registry.lookup(&canonical).await? {
             None => return Err(AcceptLogError::UnknownLogId),
+            Some(record) if record.used => {
+                return self
+                    .same_log_or(&canonical, &digest, AcceptLogError::UsedLogId)
+                    .await
+                    .map(accepted);
+            }
             Some(record) if record.expires_at <= now_unix => {
                 return Err(AcceptLogError::ExpiredLogId);
             }
-            Some(record) if record.used => return Err(AcceptLogError::UsedLogId),
             Some(_) => {}
         }
-        let (stored, original_bytes) = encode_log(&log)?;
         let expires_at = log_expires_at(now_unix);
         let outcome = self
             .store
@@ -226,18 +240,16 @@ where
                 received_at: now_unix,
                 expires_at,
                 redactions: redaction_pairs(&redactions),
-                consume_issued_id: true,
+                digest,
+                spends: Spends::IssuedLogId,
             })
             .await?;
         match outcome {
-            LogStoreOutcome::Stored => Ok(AcceptedLog {
-                id: canonical,
-                expires_at,
-                original_bytes,
-                stored_bytes: stored.len() as u64,
-                redactions,
-            }),
-            LogStoreOutcome::AlreadyStored => Err(AcceptLogError::UsedLogId),
+            LogStoreOutcome::Stored => Ok(accepted(expires_at)),
+            LogStoreOutcome::StoredBefore { expires_at } => Ok(accepted(expires_at)),
+            LogStoreOutcome::AlreadyStored | LogStoreOutcome::GrantUsed => {
+                Err(AcceptLogError::UsedLogId)
+            }
             // Used or expired between the lookup and the commit: say which, from a fresh read.
             LogStoreOutcome::IdNoLongerIssued => match self.registry.lookup(&canonical).await? {
                 Some(record) if record.used => Err(AcceptLogError::UsedLogId),
@@ -251,7 +263,9 @@ where
     }
 
     /// COCOA's blob-style upload: `PUT {container}/cocoa_log_{uuid}.zip?{sas_token}`; the app's
-    /// UUID is the log's name, and a name is created once (Azure's `If-None-Match: *`).
+    /// UUID is the log's name, a name is created once (Azure's `If-None-Match: *`), and a grant
+    /// is used once, in the same transaction as the log. The retry of an upload whose answer was
+    /// lost (the same name, the same log) is accepted again, storing and spending nothing.
     pub async fn accept_blob(
         &self,
         blob_name: &str,
@@ -290,18 +304,40 @@ where
                 received_at: now_unix,
                 expires_at,
                 redactions: redaction_pairs(&redactions),
-                consume_issued_id: false,
+                digest: sha256(&zip),
+                spends: Spends::UploadGrant {
+                    nonce: unchecked.grant.nonce,
+                    expires_at: unchecked.grant.expires_at,
+                },
             })
             .await?;
+        let accepted = |expires_at| AcceptedLog {
+            id: uuid.clone(),
+            expires_at,
+            original_bytes,
+            stored_bytes: zip.len() as u64,
+            redactions: redactions.clone(),
+        };
         match outcome {
-            LogStoreOutcome::Stored => Ok(AcceptedLog {
-                id: uuid,
-                expires_at,
-                original_bytes,
-                stored_bytes: zip.len() as u64,
-                redactions,
-            }),
-            _ => Err(AcceptLogError::AlreadyStored),
+            LogStoreOutcome::Stored => Ok(accepted(expires_at)),
+            LogStoreOutcome::StoredBefore { expires_at } => Ok(accepted(expires_at)),
+            LogStoreOutcome::GrantUsed => Err(AcceptLogError::InvalidGrant("already used")),
+            LogStoreOutcome::AlreadyStored | LogStoreOutcome::IdNoLongerIssued => {
+                Err(AcceptLogError::AlreadyStored)
+            }
+        }
+    }
+
+    /// The stored log's expiry when the log under `id` is this one (`digest`), else `refusal`.
+    async fn same_log_or(
+        &self,
+        id: &str,
+        digest: &[u8; 32],
+        refusal: AcceptLogError,
+    ) -> Result<i64, AcceptLogError> {
+        match self.store.stored_before(id, digest).await? {
+            Some(expires_at) => Ok(expires_at),
+            None => Err(refusal),
         }
     }
 }

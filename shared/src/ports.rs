@@ -315,20 +315,42 @@ pub struct NewOperationLog<'a> {
     pub expires_at: i64,
     /// Redactions by kind label, counts only.
     pub redactions: Vec<(&'static str, u64)>,
-    /// For an issued log ID: mark it used in the same transaction (the upload and the use of the
-    /// ID happen together or not at all).
-    pub consume_issued_id: bool,
+    /// SHA-256 of `body`. A retry of an upload whose answer was lost stores the same bytes (the
+    /// redaction and the encoding are deterministic), so this is how it is told from another log.
+    pub digest: [u8; 32],
+    /// What the upload uses up, in the same transaction as the log (together or not at all).
+    pub spends: Spends,
+}
+
+/// The single-use right an upload is stored with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spends {
+    /// The issued log ID the log is stored under: marked used.
+    IssuedLogId,
+    /// A COCOA upload grant (`sas_token`), by its nonce: recorded as used until it expires.
+    UploadGrant {
+        nonce: [u8; crate::domain::upload_grant::NONCE_LENGTH],
+        expires_at: i64,
+    },
 }
 
 /// What `OperationLogStore::store` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogStoreOutcome {
     Stored,
-    /// A log is already stored under this id (a second upload).
+    /// This very log (the same digest) is already stored under this id: the retry of an upload
+    /// whose first answer was lost. Nothing new is stored or spent; the stored log expires at
+    /// `expires_at`.
+    StoredBefore {
+        expires_at: i64,
+    },
+    /// Another log is already stored under this id (a second upload).
     AlreadyStored,
     /// The issued ID was no longer issued and unused when the upload committed (used or expired
     /// in between).
     IdNoLongerIssued,
+    /// The upload grant had been used by another upload when this one committed.
+    GrantUsed,
 }
 
 /// A stored log's description.
@@ -349,6 +371,12 @@ pub trait OperationLogStore {
         &self,
         log: NewOperationLog<'_>,
     ) -> impl Future<Output = Result<LogStoreOutcome, StoreError>> + Send;
+    /// When the log stored under `id` has `digest` (the same log): its expiry; otherwise `None`.
+    fn stored_before(
+        &self,
+        id: &str,
+        digest: &[u8; 32],
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
     /// The log and its stored bytes, unless there is none or it has expired at `now`.
     fn get(
         &self,

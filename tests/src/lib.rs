@@ -239,6 +239,22 @@ pub fn random_bytes(len: usize) -> Vec<u8> {
     bytes
 }
 
+/// A random UUID as `Guid.ToString()` writes it (COCOA names its log zips with one).
+pub fn random_uuid() -> String {
+    let hex: String = random_bytes(16)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 pub fn random_id() -> String {
     random_bytes(8).iter().map(|b| format!("{b:02x}")).collect()
 }

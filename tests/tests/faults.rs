@@ -23,11 +23,14 @@ use serde_json::{Value, json};
 use shared::adapters::AwsTimeouts;
 use shared::adapters::attestation::PlatformAttestation;
 use shared::adapters::dynamo_keys::DynamoExposureKeyStore;
+use shared::adapters::dynamo_logs::{DynamoLogIds, DynamoOperationLogs};
 use shared::adapters::dynamo_tokens::DynamoUsedTokens;
 use shared::adapters::kms_mac::KmsMac;
 use shared::adapters::lambda_verifier::LambdaVerifier;
 use shared::domain::export::{ExportPublicKey, parse_export_zip};
 use shared::export_run::{Checkpoint, ExportError};
+use shared::logs::{AcceptLogs, IssueLogIds};
+use shared::ports::{LogIdIssuer, LogIdRegistry, OperationLogStore};
 use shared::submission::SubmitKeys;
 use shared::verification::{PayloadVerifier, TokenRedemption};
 use time::OffsetDateTime;
@@ -50,6 +53,22 @@ async fn private_dynamodb() -> (
     let client = services::dynamodb_client(&config, &dynamodb);
     let tables = services::create_declared_tables(&client).await;
     (dynamodb, client, tables)
+}
+
+/// The same behind a fault proxy (`scripts/aws_fault_proxy.py`); the client reaches it through
+/// the proxy. The private DynamoDB Local is returned to keep it alive.
+async fn proxied_dynamodb() -> (
+    LocalService,
+    LocalService,
+    aws_sdk_dynamodb::Client,
+    HashMap<String, String>,
+) {
+    let (dynamodb, _, tables) = private_dynamodb().await;
+    let proxy = LocalService::fault_proxy(&dynamodb.endpoint());
+    proxy.start().await;
+    let config = services::sdk_config(AwsTimeouts::REQUEST).await;
+    let client = services::dynamodb_client(&config, &proxy);
+    (dynamodb, proxy, client, tables)
 }
 
 /// `submit-keys` as its `main.rs` builds it (production timeouts), storing into `dynamodb`.
@@ -104,6 +123,10 @@ async fn send(service: &Service, body: &Value) -> Answer {
     let response = submit_keys::handle(service, v3_request(body))
         .await
         .unwrap_or_else(|never| match never {});
+    answer_of(response)
+}
+
+fn answer_of(response: lambda_http::Response<Body>) -> Answer {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -814,11 +837,7 @@ const THROTTLED_SHARE: f64 = 0.4;
 async fn submissions_in_a_throttling_burst_are_each_stored_once_after_their_retries() {
     use futures_util::StreamExt as _;
     let stack = Stack::connect().await;
-    let (dynamodb, _, tables) = private_dynamodb().await;
-    let proxy = LocalService::fault_proxy(&dynamodb.endpoint());
-    proxy.start().await;
-    let config = services::sdk_config(AwsTimeouts::REQUEST).await;
-    let client = services::dynamodb_client(&config, &proxy);
+    let (_dynamodb, proxy, client, tables) = proxied_dynamodb().await;
     let service = submit_keys(&stack, &client, &tables).await;
     let today = today_utc();
     let submissions: Vec<Vec<TestKey>> = (0..LOAD_SUBMISSIONS)
@@ -903,5 +922,388 @@ async fn submissions_in_a_throttling_burst_are_each_stored_once_after_their_retr
         for key in keys {
             assert_eq!(stored.get(&key.base64), Some(&1), "each key exactly once");
         }
+    }
+}
+
+type Logs = AcceptLogs<KmsMac, DynamoLogIds, DynamoOperationLogs>;
+
+/// `accept-logs` and `issue-log-id` as their `main.rs` build them, over `dynamodb`.
+fn log_services(
+    stack: &Stack,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    tables: &HashMap<String, String>,
+) -> (Logs, IssueLogIds<KmsMac, DynamoLogIds>) {
+    let mac = || KmsMac::new(stack.kms.clone(), stack.environment("MAC_KEY_ID"));
+    let registry = || DynamoLogIds::new(dynamodb.clone(), &tables["log-ids"]);
+    (
+        AcceptLogs {
+            mac: mac(),
+            registry: registry(),
+            store: DynamoOperationLogs::new(
+                dynamodb.clone(),
+                &tables["operation-logs"],
+                &tables["log-ids"],
+            ),
+        },
+        IssueLogIds {
+            mac: mac(),
+            registry: registry(),
+        },
+    )
+}
+
+/// A `PUT` of `body` to `path` (and query) through `accept-logs`' handler.
+async fn put_log(service: &Logs, path: &str, body: Vec<u8>) -> Answer {
+    let request = lambda_http::http::Request::builder()
+        .method("PUT")
+        .uri(format!("https://api.example.invalid{path}"))
+        .body(Body::from(body))
+        .expect("request");
+    let response = accept_logs::handle(service, LOG_CONTAINER, request)
+        .await
+        .unwrap_or_else(|never| match never {});
+    answer_of(response)
+}
+
+const LOG_CONTAINER: &str = "inquiry-logs";
+
+/// What the operation-logs table holds under `id`: its `meta` items, its chunk items, and the
+/// number of chunks the `meta` item lists.
+async fn log_items(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    id: &str,
+) -> (usize, usize, i64) {
+    let items: Vec<_> = scan_table(client, table)
+        .await
+        .into_iter()
+        .filter(|item| string(item, "pk").as_deref() == Some(id))
+        .collect();
+    let meta: Vec<_> = items
+        .iter()
+        .filter(|item| string(item, "sk").as_deref() == Some("meta"))
+        .collect();
+    let listed = meta.first().and_then(|m| number(m, "chunks")).unwrap_or(0);
+    (meta.len(), items.len() - meta.len(), listed)
+}
+
+fn json_log(operation: &str) -> Vec<u8> {
+    json!({
+        "consent": true,
+        "consentedAt": "2026-11-23T09:00:00Z",
+        "logInfo": {"appVersion": "3.0.0", "os": "Android", "osVersion": "13", "deviceModel": "Pixel 7"},
+        "entries": [{"time": "2026-11-23T08:58:00Z", "operation": operation, "succeeded": false,
+                     "inputs": {"processingNumber": "12345678"}, "outputs": {"status": 503},
+                     "state": null}]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn zip_log(line: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    writer
+        .start_file(
+            "cocoa_log_20221120.csv",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .expect("entry");
+    writer.write_all(line.as_bytes()).expect("data");
+    writer.finish().expect("zip").into_inner()
+}
+
+/// A log ID and an upload grant are each spent in one transaction with the log they guard. The
+/// fault proxy fails that transaction three ways: refused before it ran (throttled: nothing
+/// written, the ID or grant unspent, 503), committed with its answer lost (a 500 after DynamoDB
+/// applied it: the read-back finds the commit, 201 at once), and committed with its answer lost
+/// and the read-back failing too (503). In every case the app's retry, the identical body, is
+/// accepted (201) and the log is stored exactly once with all its chunks; a different log with
+/// the same ID (409) or the same grant (403) is refused and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_log_upload_failed_between_spending_and_storing_is_stored_once_on_retry() {
+    let stack = Stack::connect().await;
+    let (_dynamodb, proxy, client, tables) = proxied_dynamodb().await;
+    let (logs, issuer) = log_services(&stack, &client, &tables);
+    let logs_table = tables["operation-logs"].clone();
+    let transaction = |error: &str, after: bool| {
+        json!({"target": "DynamoDB_20120810.TransactWriteItems", "table": logs_table,
+               "error": error, "count": -1, "after": after})
+    };
+    // The store reads the meta item once before its transaction; the second read is the
+    // read-back after a failed one.
+    let read_back_fails = json!({"target": "DynamoDB_20120810.GetItem", "table": logs_table,
+                                 "error": "InternalServerError", "count": -1, "skip": 1});
+    let faults = [
+        (
+            "refused before it ran",
+            json!([transaction("ThrottlingException", false)]),
+        ),
+        (
+            "answer lost after the commit",
+            json!([transaction("InternalServerError", true)]),
+        ),
+        (
+            "answer lost, read-back failing",
+            json!([transaction("InternalServerError", true), read_back_fails]),
+        ),
+    ];
+    let now = || OffsetDateTime::now_utc().unix_timestamp();
+
+    for (fault, rules) in &faults {
+        // By log ID.
+        let issued = issuer.issue(LogIdIssuer::App, now()).await.expect("issued");
+        let id = issued.id.canonical();
+        let path = format!("/api/v1/logs/{}", issued.id);
+        let body = json_log("NotifyOtherPage.Submit");
+        proxy.set_faults(rules.clone()).await;
+        let first = put_log(&logs, &path, body.clone()).await;
+        proxy.set_faults(json!([])).await;
+        assert!(
+            matches!(first.status, 201 | 503),
+            "{fault}: {} {}",
+            first.status,
+            first.body
+        );
+        if first.status == 503 {
+            assert_eq!(
+                first.retry_after.as_deref(),
+                Some("3"),
+                "{fault}: a retry hint"
+            );
+        }
+        let spent = logs
+            .registry
+            .lookup(&id)
+            .await
+            .expect("lookup")
+            .expect("issued");
+        match *fault {
+            "refused before it ran" => {
+                assert_eq!(first.status, 503, "{fault}");
+                assert!(!spent.used, "{fault}: the ID is not spent");
+                assert_eq!(
+                    log_items(&client, &logs_table, &id).await,
+                    (0, 0, 0),
+                    "{fault}: nothing stored, no orphan chunk"
+                );
+            }
+            "answer lost after the commit" => {
+                assert_eq!(first.status, 201, "{fault}: the read-back found the commit")
+            }
+            _ => {
+                assert_eq!(first.status, 503, "{fault}");
+                assert!(spent.used, "{fault}: the commit happened");
+            }
+        }
+        let retry = put_log(&logs, &path, body.clone()).await;
+        assert_eq!(
+            retry.status, 201,
+            "{fault}: the app's retry: {}",
+            retry.body
+        );
+        let retry_again = put_log(&logs, &path, body.clone()).await;
+        assert_eq!(retry_again.status, 201, "{fault}: and another");
+        let (meta, chunks, listed) = log_items(&client, &logs_table, &id).await;
+        assert_eq!(
+            (meta, chunks as i64),
+            (1, listed),
+            "{fault}: stored once, every chunk kept"
+        );
+        let (_, stored) = logs
+            .store
+            .get(&id, now())
+            .await
+            .expect("get")
+            .expect("stored");
+        let text = String::from_utf8(
+            shared::domain::operation_log::decode_log(&stored).expect("inflates"),
+        )
+        .expect("UTF-8");
+        assert!(
+            text.contains("NotifyOtherPage.Submit") && !text.contains("12345678"),
+            "{fault}"
+        );
+        let other = put_log(&logs, &path, json_log("ExposureDetection")).await;
+        assert_eq!(
+            other.status, 409,
+            "{fault}: another log with the spent ID: {}",
+            other.body
+        );
+        assert_eq!(
+            log_items(&client, &logs_table, &id).await,
+            (1, chunks, listed),
+            "{fault}: it stored nothing"
+        );
+
+        // By upload grant (COCOA's blob-style upload).
+        let grant = issuer.grant_upload(now()).await.expect("grant");
+        let uuid = random_uuid();
+        let path = format!("/{LOG_CONTAINER}/cocoa_log_{uuid}.zip?{grant}");
+        let zip = zip_log("\"2022/11/20 10:11:12\",\"Info\",\"send from 192.168.10.20\"\n");
+        proxy.set_faults(rules.clone()).await;
+        let first = put_log(&logs, &path, zip.clone()).await;
+        proxy.set_faults(json!([])).await;
+        match *fault {
+            "answer lost after the commit" => {
+                assert_eq!(first.status, 201, "{fault} (grant): {}", first.body)
+            }
+            _ => assert_eq!(first.status, 503, "{fault} (grant): {}", first.body),
+        }
+        if *fault == "refused before it ran" {
+            assert_eq!(
+                log_items(&client, &logs_table, &uuid).await,
+                (0, 0, 0),
+                "{fault} (grant): nothing stored"
+            );
+        }
+        for attempt in ["the app's retry", "another"] {
+            let retry = put_log(&logs, &path, zip.clone()).await;
+            assert_eq!(
+                retry.status, 201,
+                "{fault} (grant): {attempt}: {}",
+                retry.body
+            );
+        }
+        let (meta, chunks, listed) = log_items(&client, &logs_table, &uuid).await;
+        assert_eq!(
+            (meta, chunks as i64),
+            (1, listed),
+            "{fault} (grant): stored once"
+        );
+        let other_uuid = random_uuid();
+        let other = put_log(
+            &logs,
+            &format!("/{LOG_CONTAINER}/cocoa_log_{other_uuid}.zip?{grant}"),
+            zip_log("another log\n"),
+        )
+        .await;
+        assert_eq!(
+            other.status, 403,
+            "{fault}: another upload with the spent grant: {}",
+            other.body
+        );
+        assert_eq!(
+            log_items(&client, &logs_table, &other_uuid).await,
+            (0, 0, 0),
+            "{fault}: it stored nothing"
+        );
+        let fresh = issuer.grant_upload(now()).await.expect("grant");
+        let replaced = put_log(
+            &logs,
+            &format!("/{LOG_CONTAINER}/cocoa_log_{uuid}.zip?{fresh}"),
+            zip_log("another log\n"),
+        )
+        .await;
+        assert_eq!(
+            replaced.status, 409,
+            "{fault}: another log under the stored name"
+        );
+        assert_eq!(
+            log_items(&client, &logs_table, &uuid).await,
+            (1, chunks, listed)
+        );
+    }
+    let used_grants = scan_table(&client, &tables["log-ids"])
+        .await
+        .iter()
+        .filter(|item| string(item, "pk").is_some_and(|pk| pk.starts_with("grant#")))
+        .count();
+    assert_eq!(
+        used_grants,
+        faults.len(),
+        "each grant spent once; the refused uploads spent none"
+    );
+}
+
+/// Event logs spend nothing: each entry's id is COCOA's (SHA-256 of the idempotency key and the
+/// entry's clear text), written with a conditional put, so a retry rewrites nothing and stores
+/// what is missing. Shown with the fault proxy failing a request partway: four puts applied with
+/// their answers lost (500 after the write), then, after eight more passed, every put throttled.
+/// The request is answered 503; the app's retry, the identical body, is accepted (201) and every
+/// consented entry is stored exactly once, none without consent; a further retry stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn event_logs_failed_partway_are_stored_once_on_retry() {
+    use shared::adapters::attestation::AttestationConfig;
+    use shared::adapters::dynamo_logs::DynamoEventLogs;
+    use shared::config::Env;
+    let (_dynamodb, proxy, client, tables) = proxied_dynamodb().await;
+    let attestation = AttestationConfig::from_env(&Env(|name: &str| match name {
+        "ANDROID_ATTESTATION_ENABLED" | "IOS_ATTESTATION_ENABLED" => Some("false".to_owned()),
+        _ => None,
+    }))
+    .expect("attestation config");
+    let table = tables["event-logs"].clone();
+    let service = shared::logs::AcceptEventLogs {
+        attestation: PlatformAttestation::from_config(&attestation).expect("attestation"),
+        store: DynamoEventLogs::new(client.clone(), &table),
+        survey_until: i64::MAX,
+    };
+    let entries: Vec<Value> = (0..20)
+        .map(|i| {
+            json!({"hasConsent": i % 5 != 4, "epoch": 1_669_000_000 + i, "type": "ExposureNotification",
+                   "subtype": "ExposureNotified", "content": {"notifiedTimeInMillis": 1_669_000_000_000_i64 + i}})
+        })
+        .collect();
+    let consented = entries.iter().filter(|e| e["hasConsent"] == true).count();
+    let body = json!({"idempotencyKey": random_id(), "platform": "android",
+                      "appPackageName": "jp.go.mhlw.covid19radar",
+                      "deviceVerificationPayload": format!("{ATTESTATION_MARKER}{}", random_id()),
+                      "eventLogs": entries})
+    .to_string();
+    let send = |body: String| {
+        let service = &service;
+        async move {
+            let request = lambda_http::http::Request::builder()
+                .method("PUT")
+                .uri("/api/v1/event_log")
+                .header("content-length", body.len().to_string())
+                .body(Body::from(body))
+                .expect("request");
+            answer_of(
+                accept_event_logs::handle(service, request)
+                    .await
+                    .unwrap_or_else(|never| match never {}),
+            )
+        }
+    };
+    let stored = || async {
+        let items = scan_table(&client, &table).await;
+        let mut ids: Vec<String> = items.iter().filter_map(|i| string(i, "pk")).collect();
+        ids.sort();
+        ids.dedup();
+        (items.len(), ids.len())
+    };
+
+    proxy
+        .set_faults(json!([
+            {"target": "DynamoDB_20120810.PutItem", "table": table, "error": "InternalServerError",
+             "after": true, "count": 4},
+            {"target": "DynamoDB_20120810.PutItem", "table": table, "error": "ThrottlingException",
+             "skip": 8, "count": -1},
+        ]))
+        .await;
+    let first = send(body.clone()).await;
+    let counts = proxy.set_faults(json!([])).await;
+    eprintln!(
+        "faults: event logs: first answer {}, proxy {counts}",
+        first.status
+    );
+    assert_eq!(first.status, 503, "a put failed: retry ({})", first.body);
+    assert_eq!(first.retry_after.as_deref(), Some("3"));
+    let (partial, _) = stored().await;
+    assert!(
+        (4..consented).contains(&partial),
+        "stored partway: {partial} of {consented}"
+    );
+
+    for attempt in ["the app's retry", "another retry"] {
+        let retry = send(body.clone()).await;
+        assert_eq!((retry.status, retry.body.as_str()), (201, ""), "{attempt}");
+        assert_eq!(
+            stored().await,
+            (consented, consented),
+            "{attempt}: every consented entry once, none without consent"
+        );
     }
 }

@@ -111,10 +111,24 @@ async fn an_issued_id_takes_one_redacted_upload() {
     assert_eq!(answer["redacted"]["processing-number"], 1);
     assert_eq!(answer["redacted"]["email"], 1);
 
-    let (again, _) = stack
+    let (again, body) = stack
         .put_json(&format!("/api/v1/logs/{id}"), &upload_body(), &[])
         .await;
-    assert_eq!(again, 409, "a log ID is used once");
+    assert_eq!(
+        again, 201,
+        "the app's retry of the same log is accepted again: {body}"
+    );
+    let mut other = upload_body();
+    other["entries"][1]["operation"] = json!("ExposureDetection.Retry");
+    let (again, _) = stack
+        .put_json(&format!("/api/v1/logs/{id}"), &other, &[])
+        .await;
+    assert_eq!(again, 409, "a log ID is used by one log");
+    assert_eq!(
+        stored_under(&stack, &canonical(&id)).await,
+        2,
+        "meta and one chunk, once"
+    );
 
     let (summary, stored) = logs_store(&stack)
         .get(&canonical(&id), OffsetDateTime::now_utc().unix_timestamp())
@@ -313,7 +327,23 @@ async fn the_unmodified_cocoa_flow_uploads_a_zip() {
     let (status, _) = stack
         .send("PUT", &path, app_zip(&uuid), &blob_headers)
         .await;
+    assert_eq!(
+        status, 201,
+        "the app's retry of the same upload is accepted again"
+    );
+    let (status, _) = stack
+        .send("PUT", &path, app_zip(&random_id()), &blob_headers)
+        .await;
     assert_eq!(status, 409, "a blob is created once");
+    let (status, body) = stack
+        .send(
+            "PUT",
+            &format!("/inquiry-logs/cocoa_log_{}.zip?{sas}", random_uuid()),
+            app_zip(&uuid),
+            &blob_headers,
+        )
+        .await;
+    assert_eq!(status, 403, "a grant is used once: {body}");
 
     // A grant whose signature was altered, and a name that is not the app's.
     let tampered = sas.replace("sig=", "sig=A").replacen("sig=AA", "sig=BA", 1);
@@ -352,21 +382,6 @@ async fn the_unmodified_cocoa_flow_uploads_a_zip() {
         .expect("UTF-8");
     assert!(text.contains("UploadAsync"));
     assert!(!text.contains("192.168.10.20") && !text.contains("12345678"));
-}
-
-fn random_uuid() -> String {
-    let hex: String = random_bytes(16)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
 
 /// Uploads a log as if received at `received`, through the production use case and adapters.
@@ -428,14 +443,17 @@ async fn a_log_id_used_while_an_upload_was_in_flight_is_refused_once() {
         .await
         .expect("issued");
     let body = upload_body().to_string();
+    let mut other = upload_body();
+    other["entries"][1]["operation"] = json!("ExposureDetection.Other");
+    let other = other.to_string();
     let text = issued.id.to_string();
     let accept = acceptor(&stack);
     let (a, b) = tokio::join!(
         accept.accept_json(&text, body.as_bytes(), now),
-        accept.accept_json(&text, body.as_bytes(), now)
+        accept.accept_json(&text, other.as_bytes(), now)
     );
     let successes = [&a, &b].iter().filter(|r| r.is_ok()).count();
-    assert!(successes <= 1, "{a:?} {b:?}");
+    assert!(successes <= 1, "two logs under one ID: {a:?} {b:?}");
     for result in [&a, &b] {
         assert!(
             matches!(
@@ -446,13 +464,16 @@ async fn a_log_id_used_while_an_upload_was_in_flight_is_refused_once() {
         );
     }
     // A client told to retry (two transactions that collided) succeeds now; one told "used" is
-    // told so again.
-    let retry = accept.accept_json(&text, body.as_bytes(), now).await;
-    if successes == 0 {
-        assert!(retry.is_ok(), "{retry:?}");
+    // told so again; the winner's retry is accepted again.
+    let (winner, loser) = if b.is_ok() {
+        (&other, &body)
     } else {
-        assert!(matches!(retry, Err(AcceptLogError::UsedLogId)), "{retry:?}");
-    }
+        (&body, &other)
+    };
+    let retry = accept.accept_json(&text, winner.as_bytes(), now).await;
+    assert!(retry.is_ok(), "{retry:?}");
+    let retry = accept.accept_json(&text, loser.as_bytes(), now).await;
+    assert!(matches!(retry, Err(AcceptLogError::UsedLogId)), "{retry:?}");
     // One meta item and the chunks of one upload: the loser's chunks were removed.
     let items = stack.scan(&stack.resource("table:operation-logs")).await;
     let uploads: std::collections::BTreeSet<String> = items

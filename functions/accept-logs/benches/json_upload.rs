@@ -50,6 +50,10 @@ impl OperationLogStore for AnswersAtOnce {
         Ok(LogStoreOutcome::Stored)
     }
 
+    async fn stored_before(&self, _: &str, _: &[u8; 32]) -> Result<Option<i64>, StoreError> {
+        Ok(None)
+    }
+
     async fn get(&self, _: &str, _: i64) -> Result<Option<(LogSummary, Vec<u8>)>, StoreError> {
         Ok(None)
     }

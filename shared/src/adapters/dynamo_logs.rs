@@ -1,8 +1,10 @@
 //! DynamoDB adapters for the log side:
-//! - the log-IDs table (`pk` = canonical log ID; `issuer`, `issued_at`, `used`, `expires_at`);
+//! - the log-IDs table (`pk` = canonical log ID; `issuer`, `issued_at`, `used`, `expires_at`),
+//!   which also records each used upload grant (`pk` = `grant#{nonce}`, until the grant expires);
 //! - the operation-logs table (`pk` = log ID, `sk` = `meta` or `chunk#{upload}#{index}`): the
 //!   stored bytes are cut into chunks under DynamoDB's 400 KB item limit; the `meta` item, written
-//!   last and in one transaction with the log ID's use, is what makes a log exist. Its
+//!   last and in one transaction with the use of the log ID or grant, is what makes a log exist.
+//!   Its `sha256` (of the stored bytes) tells a retry of the same upload from another log; its
 //!   `received_day` feeds the sparse `by-received-day` index the helpdesk lists from;
 //! - the event-logs table (`pk` = COCOA's event-log id).
 //!
@@ -10,6 +12,7 @@
 //! can lag by days.
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Delete, Put, TransactWriteItem, Update,
 };
@@ -20,7 +23,7 @@ use time::OffsetDateTime;
 use crate::adapters::dynamo::{Item, code, number, put_if_absent, query_all, string};
 use crate::ports::{
     EventLogRecord, EventLogStore, LogFormat, LogIdIssuer, LogIdRecord, LogIdRegistry,
-    LogStoreOutcome, LogSummary, NewOperationLog, OperationLogStore, StoreError,
+    LogStoreOutcome, LogSummary, NewOperationLog, OperationLogStore, Spends, StoreError,
 };
 
 /// The stored bytes per chunk item: well under the 400 KB item limit with the keys and attributes.
@@ -203,21 +206,147 @@ fn day_of(unix: i64) -> Option<String> {
     ))
 }
 
-/// Which condition cancelled the transaction; `None` when it was a conflict with another
-/// transaction on the same items (the caller's retry decides then).
-fn which_condition_failed(reasons: &[CancellationReason]) -> Option<LogStoreOutcome> {
+/// Which condition cancelled the transaction (the meta item's, then the spent right's); `None`
+/// when it was a conflict with another transaction on the same items (the caller's retry decides
+/// then).
+fn which_condition_failed(
+    reasons: &[CancellationReason],
+    spends: Spends,
+) -> Option<LogStoreOutcome> {
     let code = |index: usize| reasons.get(index).and_then(|r| r.code()).unwrap_or("None");
-    match (code(0), code(1)) {
-        ("ConditionalCheckFailed", _) => Some(LogStoreOutcome::AlreadyStored),
-        (_, "ConditionalCheckFailed") => Some(LogStoreOutcome::IdNoLongerIssued),
+    match (code(0), code(1), spends) {
+        ("ConditionalCheckFailed", _, _) => Some(LogStoreOutcome::AlreadyStored),
+        (_, "ConditionalCheckFailed", Spends::IssuedLogId) => {
+            Some(LogStoreOutcome::IdNoLongerIssued)
+        }
+        (_, "ConditionalCheckFailed", Spends::UploadGrant { .. }) => {
+            Some(LogStoreOutcome::GrantUsed)
+        }
         _ => None,
+    }
+}
+
+/// The log-IDs table's item that records a used upload grant. Log IDs are hex and hyphens, so
+/// the prefix keeps the two apart.
+fn grant_key(nonce: &[u8]) -> String {
+    use base64::Engine as _;
+    format!(
+        "grant#{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce)
+    )
+}
+
+impl DynamoOperationLogs {
+    /// The transaction item that spends the upload's single-use right.
+    fn spend(&self, id: &str, spends: Spends, now: i64) -> Result<TransactWriteItem, StoreError> {
+        Ok(match spends {
+            Spends::IssuedLogId => TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(&self.log_ids_table)
+                        .key("pk", s(id))
+                        .update_expression("SET used = :true, used_at = :now")
+                        .condition_expression(
+                            "attribute_exists(pk) AND used = :false AND expires_at > :now",
+                        )
+                        .expression_attribute_values(":true", AttributeValue::Bool(true))
+                        .expression_attribute_values(":false", AttributeValue::Bool(false))
+                        .expression_attribute_values(":now", n(now))
+                        .build()
+                        .map_err(|_| StoreError("log-ID update incomplete".into()))?,
+                )
+                .build(),
+            Spends::UploadGrant { nonce, expires_at } => TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.log_ids_table)
+                        .item("pk", s(grant_key(&nonce)))
+                        .item("used", AttributeValue::Bool(true))
+                        .item("used_at", n(now))
+                        .item("expires_at", n(expires_at))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .map_err(|_| StoreError("grant item incomplete".into()))?,
+                )
+                .build(),
+        })
+    }
+
+    /// What is stored under `id` when the upload's transaction did not answer `Ok`. The answer
+    /// may have been lost after the commit (a 500, a timeout), or an SDK retry of a committed
+    /// transaction cancelled on its own condition: the meta item decides. The chunks of `upload`
+    /// are removed only when the transaction surely did not commit (it was cancelled or
+    /// throttled, and the meta item is not this upload's); after any other error they are left
+    /// to their TTL, since the transaction may still be in flight.
+    async fn settle(
+        &self,
+        log: &NewOperationLog<'_>,
+        upload: &str,
+        error: TransactWriteItemsError,
+    ) -> Result<LogStoreOutcome, StoreError> {
+        let cancelled = match &error {
+            TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                which_condition_failed(cancelled.cancellation_reasons(), log.spends)
+            }
+            _ => None,
+        };
+        let refused = cancelled.is_some() || is_refused_unprocessed(&error);
+        let Ok(meta) = self.meta(log.id).await else {
+            return Err(code(&error));
+        };
+        if let Some(meta) = &meta
+            && string(meta, "upload") == Some(upload)
+        {
+            return Ok(LogStoreOutcome::Stored);
+        }
+        if refused && let Ok(orphans) = self.sort_keys(log.id, Some(&chunk_prefix(upload))).await {
+            let _ = self.delete_items(log.id, orphans).await;
+        }
+        match (cancelled, &meta) {
+            (Some(LogStoreOutcome::AlreadyStored), Some(meta)) => Ok(existing(meta, &log.digest)),
+            (Some(outcome), _) => Ok(outcome),
+            (None, _) => Err(code(&error)),
+        }
+    }
+}
+
+/// Errors DynamoDB answers without processing the request (throttling, limits, a transaction
+/// cancelled by a conflict): nothing of it was written.
+fn is_refused_unprocessed(error: &TransactWriteItemsError) -> bool {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
+    matches!(
+        error.code(),
+        Some(
+            "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "TransactionCanceledException"
+                | "TransactionConflictException"
+        )
+    )
+}
+
+/// The stored log's expiry when `meta` records the log with `digest` (SHA-256 of the stored
+/// bytes, which are beside it: the digest reveals nothing they do not).
+fn same_log_expires_at(meta: &Item, digest: &[u8; 32]) -> Option<i64> {
+    match meta.get("sha256") {
+        Some(AttributeValue::B(stored)) if stored.as_ref() == digest => number(meta, "expires_at"),
+        _ => None,
+    }
+}
+
+/// `StoredBefore` when `meta` is the same log, else `AlreadyStored`.
+fn existing(meta: &Item, digest: &[u8; 32]) -> LogStoreOutcome {
+    match same_log_expires_at(meta, digest) {
+        Some(expires_at) => LogStoreOutcome::StoredBefore { expires_at },
+        None => LogStoreOutcome::AlreadyStored,
     }
 }
 
 impl OperationLogStore for DynamoOperationLogs {
     async fn store(&self, log: NewOperationLog<'_>) -> Result<LogStoreOutcome, StoreError> {
-        if self.meta(log.id).await?.is_some() {
-            return Ok(LogStoreOutcome::AlreadyStored);
+        if let Some(meta) = self.meta(log.id).await? {
+            return Ok(existing(&meta, &log.digest));
         }
         let mut nonce = [0u8; 8];
         SystemRandom::new()
@@ -267,6 +396,7 @@ impl OperationLogStore for DynamoOperationLogs {
             .item("chunks", n(chunk_count))
             .item("original_bytes", n(log.original_bytes))
             .item("stored_bytes", n(log.body.len()))
+            .item("sha256", AttributeValue::B(log.digest.to_vec().into()))
             .item("received_at", n(log.received_at))
             .item("received_day", s(day))
             .item("expires_at", n(log.expires_at))
@@ -274,48 +404,22 @@ impl OperationLogStore for DynamoOperationLogs {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|_| StoreError("meta item incomplete".into()))?;
-        let mut transaction = self
+        let transaction = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(meta).build());
-        if log.consume_issued_id {
-            let use_id = Update::builder()
-                .table_name(&self.log_ids_table)
-                .key("pk", s(log.id))
-                .update_expression("SET used = :true, used_at = :now")
-                .condition_expression(
-                    "attribute_exists(pk) AND used = :false AND expires_at > :now",
-                )
-                .expression_attribute_values(":true", AttributeValue::Bool(true))
-                .expression_attribute_values(":false", AttributeValue::Bool(false))
-                .expression_attribute_values(":now", n(log.received_at))
-                .build()
-                .map_err(|_| StoreError("log-ID update incomplete".into()))?;
-            transaction =
-                transaction.transact_items(TransactWriteItem::builder().update(use_id).build());
-        }
+            .transact_items(TransactWriteItem::builder().put(meta).build())
+            .transact_items(self.spend(log.id, log.spends, log.received_at)?);
         match transaction.send().await {
             Ok(_) => Ok(LogStoreOutcome::Stored),
-            Err(error) => {
-                let error = error.into_service_error();
-                let outcome = match &error {
-                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                        which_condition_failed(cancelled.cancellation_reasons())
-                    }
-                    _ => None,
-                };
-                // The chunks of an upload that did not commit are never read; remove them now
-                // rather than leave them for TTL.
-                let orphans = self.sort_keys(log.id, Some(&chunk_prefix(&upload))).await;
-                if let Ok(orphans) = orphans {
-                    let _ = self.delete_items(log.id, orphans).await;
-                }
-                match outcome {
-                    Some(outcome) => Ok(outcome),
-                    None => Err(code(&error)),
-                }
-            }
+            Err(error) => self.settle(&log, &upload, error.into_service_error()).await,
         }
+    }
+
+    async fn stored_before(&self, id: &str, digest: &[u8; 32]) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .meta(id)
+            .await?
+            .and_then(|meta| same_log_expires_at(&meta, digest)))
     }
 
     async fn get(&self, id: &str, now: i64) -> Result<Option<(LogSummary, Vec<u8>)>, StoreError> {

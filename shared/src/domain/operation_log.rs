@@ -88,6 +88,36 @@ pub struct RedactedOperationLog {
     pub entries: Vec<LogEntry>,
 }
 
+impl RedactedOperationLog {
+    /// SHA-256 of the log as the app sent it, redacted, without its receipt time: the app's retry
+    /// of an upload (the identical body) has the same digest, any other log another one. It is
+    /// kept beside the stored log and reveals nothing that log does not.
+    pub fn digest(&self) -> Result<[u8; 32], LogEncodingError> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct AsSent<'a> {
+            #[serde(with = "time::serde::rfc3339")]
+            consented_at: OffsetDateTime,
+            log_info: &'a LogInfo,
+            entries: &'a [LogEntry],
+        }
+        let as_sent = AsSent {
+            consented_at: self.consented_at,
+            log_info: &self.log_info,
+            entries: &self.entries,
+        };
+        let json = serde_json::to_vec(&as_sent).map_err(|_| LogEncodingError::Damaged)?;
+        Ok(sha256(&json))
+    }
+}
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
+    out
+}
+
 fn check_info(field: &'static str, value: &str) -> Result<(), OperationLogError> {
     let printable = value
         .chars()
@@ -204,8 +234,12 @@ pub fn redact_zip(upload: &[u8]) -> Result<(Vec<u8>, Redactions, u64), LogEncodi
         return Err(LogEncodingError::ZipTooLarge);
     }
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    // A fixed date (zip's earliest) and method: the same upload always gives the same stored
+    // bytes, which is how a retry is recognised (`NewOperationLog::digest`), and the stored zip
+    // carries no time of its own.
     let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default());
     let mut counts = Redactions::default();
     let mut unpacked = 0u64;
     for index in 0..archive.len() {
@@ -324,6 +358,42 @@ mod tests {
             writer.write_all(text.as_bytes()).expect("data");
         }
         writer.finish().expect("zip").into_inner()
+    }
+
+    #[test]
+    fn the_same_upload_is_stored_as_the_same_bytes() {
+        let upload = zip_of(&[("cocoa_log_20221120.csv", "\"number 12345678\"\n")]);
+        let (first, _, _) = redact_zip(&upload).expect("redacted");
+        std::thread::sleep(std::time::Duration::from_millis(2_100));
+        let (again, _, _) = redact_zip(&upload).expect("redacted");
+        assert_eq!(
+            first, again,
+            "a retry is recognised by the stored bytes' digest"
+        );
+        let other = zip_of(&[("cocoa_log_20221120.csv", "\"numbers 12345678\"\n")]);
+        assert_ne!(redact_zip(&other).expect("redacted").0, first);
+    }
+
+    #[test]
+    fn a_json_log_has_one_digest_whenever_it_is_received() {
+        let (first, _) = upload(true)
+            .accept(datetime!(2026-11-23 10:00 UTC))
+            .expect("accepted");
+        let (retry, _) = upload(true)
+            .accept(datetime!(2026-11-23 10:07 UTC))
+            .expect("accepted");
+        assert_ne!(
+            encode_log(&first),
+            encode_log(&retry),
+            "the receipt time is stored"
+        );
+        assert_eq!(first.digest(), retry.digest());
+        let mut other = retry.clone();
+        other.log_info.os_version = "16.2".into();
+        assert_ne!(
+            other.digest().expect("digest"),
+            first.digest().expect("digest")
+        );
     }
 
     #[test]
