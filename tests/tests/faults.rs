@@ -1,7 +1,9 @@
 //! Faults: DynamoDB Local killed and started again, and moto frozen and continued, in the middle
 //! of submissions and of an export run, with HER-SYS slow and failing at the same time; a
 //! verification token spent before the keys it guards failed to store; DynamoDB and KMS throttling
-//! (AWS's own error answers, injected by `scripts/aws_fault_proxy.py`).
+//! (AWS's own error answers, injected by `scripts/aws_fault_proxy.py`); writes applied with their
+//! answers lost, between each single-use resource (token, log ID, upload grant, batch numbers)
+//! and the write it guards, and event logs failed partway (docs/RELIABILITY.md's table).
 //! Afterwards no accepted key is lost, no published file is rewritten, and every client was told
 //! the truth: a success status only for what was stored.
 //!
@@ -445,25 +447,30 @@ const EXPORT_TEST_TIMEOUTS: AwsTimeouts = AwsTimeouts {
     operation: Duration::from_secs(4),
 };
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_export_run_survives_moto_hanging_and_dynamodb_crashing_mid_run() {
-    let dynamodb = LocalService::dynamodb_local();
-    let moto = LocalService::moto();
-    tokio::join!(dynamodb.start(), moto.start());
+/// `publish-exports` over `ddb` and a private `moto` (with the tests' short timeouts), for
+/// region 440 in files of at most 300 keys, and 900 keys released two hours ago: the exporter,
+/// its S3 client and bucket, the signing key's public half, and the seeded keys.
+async fn private_exporter(
+    ddb: &aws_sdk_dynamodb::Client,
+    tables: &HashMap<String, String>,
+    moto: &LocalService,
+) -> (
+    Exporter,
+    aws_sdk_s3::Client,
+    String,
+    ExportPublicKey,
+    Vec<Vec<u8>>,
+) {
     let config = services::sdk_config(EXPORT_TEST_TIMEOUTS).await;
-    let ddb = services::dynamodb_client(&config, &dynamodb);
-    let s3 = services::s3_client(&config, &moto);
-    let kms = services::kms_client(&config, &moto);
-    let tables = services::create_declared_tables(&ddb).await;
+    let s3 = services::s3_client(&config, moto);
+    let kms = services::kms_client(&config, moto);
     let bucket = services::create_export_bucket(&s3).await;
     let signing_key = services::create_signing_key(&kms).await;
-
     let region = "440";
     let now = OffsetDateTime::now_utc();
     let release = OffsetDateTime::from_unix_timestamp(now.unix_timestamp() / 3600 * 3600 - 7200)
         .expect("time");
-    let seeded = put_released_keys(&ddb, &tables["keys"], region, release, 900).await;
-
+    let seeded = put_released_keys(ddb, &tables["keys"], region, release, 900).await;
     let exporter = ExporterSetup {
         dynamodb: ddb.clone(),
         keys_table: &tables["keys"],
@@ -487,6 +494,21 @@ async fn an_export_run_survives_moto_hanging_and_dynamodb_crashing_mid_run() {
         .public_key
         .expect("a public key");
     let verifying_key = ExportPublicKey::from_spki_der(public_key.as_ref()).expect("a P-256 key");
+    (exporter, s3, bucket, verifying_key, seeded)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_export_run_survives_moto_hanging_and_dynamodb_crashing_mid_run() {
+    let dynamodb = LocalService::dynamodb_local();
+    let moto = LocalService::moto();
+    tokio::join!(dynamodb.start(), moto.start());
+    let config = services::sdk_config(EXPORT_TEST_TIMEOUTS).await;
+    let ddb = services::dynamodb_client(&config, &dynamodb);
+    let tables = services::create_declared_tables(&ddb).await;
+    let (exporter, s3, bucket, verifying_key, seeded) =
+        private_exporter(&ddb, &tables, &moto).await;
+    let now = OffsetDateTime::now_utc();
+    let region = "440";
     let zips = format!("c19r/{region}/");
 
     // Run 1: moto hangs once the first file is in the bucket; signing the second cannot finish.
@@ -554,31 +576,46 @@ async fn an_export_run_survives_moto_hanging_and_dynamodb_crashing_mid_run() {
     }
 
     // list.json lists the three files; every seeded key is in exactly one of them, signed.
+    let listed = check_published(&published, &zips, &bucket, &verifying_key, &seeded);
+    assert_eq!(listed.len(), 3);
+}
+
+/// Checks what an export run published under `prefix`: list.json lists each file once, each
+/// listed file is a GAEN export signed by `verifying_key`, and every `seeded` key is in exactly
+/// one listed file. Returns the listed object keys, in list order.
+fn check_published(
+    published: &std::collections::BTreeMap<String, Vec<u8>>,
+    prefix: &str,
+    bucket: &str,
+    verifying_key: &ExportPublicKey,
+    seeded: &[Vec<u8>],
+) -> Vec<String> {
     let list: Vec<Value> =
-        serde_json::from_slice(&published[&format!("{zips}list.json")]).expect("list.json");
-    assert_eq!(list.len(), 3);
+        serde_json::from_slice(&published[&format!("{prefix}list.json")]).expect("list.json");
     let mut found: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut listed = Vec::new();
     for entry in &list {
         let url = entry["url"].as_str().expect("url");
         let key = url
             .split_once(&format!("/{bucket}/"))
             .map(|(_, key)| key.to_owned())
             .expect("a URL into the bucket");
+        assert!(!listed.contains(&key), "{key} is listed once");
         let export = parse_export_zip(&published[&key]).expect("a GAEN export");
-        export
-            .verify(&verifying_key)
-            .expect("signed by the KMS key");
+        export.verify(verifying_key).expect("signed by the KMS key");
         for key in &export.contents.keys {
             *found.entry(key.key_data.as_bytes().to_vec()).or_default() += 1;
         }
+        listed.push(key);
     }
-    for key in &seeded {
+    for key in seeded {
         assert_eq!(
             found.get(key),
             Some(&1),
             "a released key is in exactly one file"
         );
     }
+    listed
 }
 
 /// A verification token for the valid number, from the stack's `verify-processing-number`.
@@ -1304,6 +1341,163 @@ async fn event_logs_failed_partway_are_stored_once_on_retry() {
             stored().await,
             (consented, consented),
             "{attempt}: every consented entry once, none without consent"
+        );
+    }
+}
+
+/// The exporter's ledger writes with their answers lost: DynamoDB applies each, and the fault
+/// proxy answers 500 (the SDK's retries too). Run 1 loses the batch counter's answer (the
+/// numbers are spent, no release planned), run 2 the plan's (the plan is saved; the SDK's retry
+/// of the conditional write finds it changed), run 3 the published files' records (the files are
+/// uploaded). Each run reports its failure; run 4, with nothing failing, finishes the plan that
+/// run 2 saved without writing a file again: each key in exactly one signed file, each file
+/// listed once, the release's batch numbers consecutive. The numbers run 1 spent are a gap,
+/// never reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_export_run_whose_ledger_answers_were_lost_publishes_each_key_once_on_rerun() {
+    let (_dynamodb, proxy, ddb, tables) = proxied_dynamodb().await;
+    let moto = LocalService::moto();
+    moto.start().await;
+    let (exporter, s3, bucket, verifying_key, seeded) =
+        private_exporter(&ddb, &tables, &moto).await;
+    let now = OffsetDateTime::now_utc();
+    let region = "440";
+    let zips = format!("c19r/{region}/");
+    let lost = |target: &str| {
+        json!([{"target": format!("DynamoDB_20120810.{target}"), "table": tables["exports"],
+                "error": "InternalServerError", "after": true, "count": -1}])
+    };
+    let counter = || async {
+        scan_table(&ddb, &tables["exports"])
+            .await
+            .iter()
+            .find(|item| string(item, "pk").as_deref() == Some("counter"))
+            .and_then(|item| number(item, "value"))
+            .unwrap_or(0)
+    };
+
+    for (run, target) in [(1, "UpdateItem"), (2, "PutItem"), (3, "PutItem")] {
+        proxy.set_faults(lost(target)).await;
+        let started = std::time::Instant::now();
+        let result = exporter.run(now, &shared::export_run::never).await;
+        let counts = proxy.set_faults(json!([])).await;
+        eprintln!(
+            "faults: export run {run}, {target} answers lost, failed in {:?}: {counts}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(result, Err(ExportError::Store(_))),
+            "run {run} reports that it failed: {result:?}"
+        );
+        let objects = bucket_objects(&s3, &bucket, &zips).await;
+        assert!(
+            !objects.contains_key(&format!("{zips}list.json")),
+            "run {run}: nothing listed"
+        );
+        match run {
+            1 | 2 => assert!(
+                objects.is_empty(),
+                "run {run}: no file before a plan is saved"
+            ),
+            _ => assert_eq!(objects.len(), 3, "run 3 uploaded the planned files"),
+        }
+    }
+    let uploaded = bucket_objects(&s3, &bucket, &zips).await;
+    let spent = counter().await;
+
+    let reports = exporter
+        .run(now, &shared::export_run::never)
+        .await
+        .expect("run 4 finishes");
+    let report = &reports[0];
+    assert!(
+        report.files_written.is_empty(),
+        "no file written again: {report:?}"
+    );
+    assert_eq!(report.files_already_present.len(), 3, "{report:?}");
+    assert_eq!(counter().await, spent, "run 4 spent no batch number");
+    let published = bucket_objects(&s3, &bucket, &zips).await;
+    for (key, bytes) in &uploaded {
+        assert_eq!(published.get(key), Some(bytes), "{key} was not rewritten");
+    }
+    let listed = check_published(&published, &zips, &bucket, &verifying_key, &seeded);
+    let numbers: Vec<i64> = listed
+        .iter()
+        .map(|key| {
+            key.trim_start_matches(&zips)
+                .trim_end_matches(".zip")
+                .parse()
+                .expect("a batch number")
+        })
+        .collect();
+    assert_eq!(
+        numbers,
+        vec![spent - 2, spent - 1, spent],
+        "the plan's consecutive numbers, the last spent"
+    );
+    assert!(
+        numbers[0] > 1,
+        "run 1's numbers are a gap, not reused: {numbers:?}"
+    );
+}
+
+/// A submission with a verification token whose writes were applied but their answers lost
+/// (the fault proxy answers 500 after DynamoDB applied each, the SDK's retries too): first the
+/// keys' puts, then the token's redemption. Each time the app is told 503 "retry"; its retry, the
+/// identical body, redeems the token again (bound to this submission) and is accepted, each key
+/// stored once; another body with the token is 406 and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_submission_whose_answers_were_lost_is_stored_once_on_retry() {
+    let stack = Stack::connect().await;
+    let (_dynamodb, proxy, client, tables) = proxied_dynamodb().await;
+    let service = submit_keys(&stack, &client, &tables).await;
+    let today = today_utc();
+    let onset = today - time::Duration::days(3);
+    for table in ["keys", "used-tokens"] {
+        let token = verification_token(&stack).await;
+        let keys: Vec<TestKey> = (1..=7)
+            .map(|d| TestKey::on(today - time::Duration::days(d)))
+            .collect();
+        let idempotency_key = random_id();
+        let body = v3_body(&keys, onset, &token, &idempotency_key);
+        proxy
+            .set_faults(
+                json!([{"target": "DynamoDB_20120810.PutItem", "table": tables[table],
+                                "error": "InternalServerError", "after": true, "count": -1}]),
+            )
+            .await;
+        let first = send(&service, &body).await;
+        proxy.set_faults(json!([])).await;
+        assert_eq!(
+            first.status, 503,
+            "{table} answers lost: retry ({})",
+            first.body
+        );
+        assert_eq!(first.retry_after.as_deref(), Some("3"));
+        let retry = send(&service, &body).await;
+        assert_eq!(
+            retry.status, 200,
+            "{table} answers lost: the app's retry: {}",
+            retry.body
+        );
+        let stored = stored_key_counts(&client, &tables["keys"]).await;
+        assert!(
+            keys.iter().all(|k| stored.get(&k.base64) == Some(&1)),
+            "{table} answers lost: each key stored once"
+        );
+        let others: Vec<TestKey> = (1..=7)
+            .map(|d| TestKey::on(today - time::Duration::days(d)))
+            .collect();
+        let replay = send(&service, &v3_body(&others, onset, &token, &idempotency_key)).await;
+        assert_eq!(
+            replay.status, 406,
+            "another body with the token: {}",
+            replay.body
+        );
+        let stored = stored_key_counts(&client, &tables["keys"]).await;
+        assert!(
+            others.iter().all(|k| !stored.contains_key(&k.base64)),
+            "it stored nothing"
         );
     }
 }
