@@ -24,6 +24,8 @@ const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
 /// Published files stay listed while any of their keys started within this window.
 pub const PUBLISH_WINDOW_SECONDS: i64 = 14 * DAY;
+/// Release hours read at once.
+pub const RELEASE_READS_IN_FLIGHT: usize = 1;
 /// A first run looks back this far.
 const FIRST_RUN_LOOKBACK_SECONDS: i64 = 15 * DAY;
 /// Zips never change: phones and CloudFront may keep them for a year.
@@ -91,10 +93,13 @@ pub enum ExportError {
 }
 
 /// What a run did in one region.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RegionReport {
     pub region: String,
     pub hours_read: usize,
+    /// Requests (pages) the reads of released keys took, and the read capacity they consumed.
+    pub read_requests: u64,
+    pub read_units: f64,
     pub keys_released: usize,
     pub files_written: Vec<u64>,
     pub files_already_present: Vec<u64>,
@@ -162,21 +167,23 @@ where
         as_of: i64,
         report: &mut RegionReport,
     ) -> Result<Vec<ExportKey>, ExportError> {
+        use futures_util::StreamExt as _;
         let mut keys = Vec::new();
-        let mut hour = after + HOUR;
-        while hour <= through {
-            keys.extend(
-                self.source
-                    .released(region, hour)
-                    .await?
-                    .into_iter()
-                    .filter(|k| {
-                        i64::from(k.rolling_start_number) * INTERVAL_SECONDS + KEY_RETENTION_SECONDS
-                            > as_of
-                    }),
-            );
+        let hours = (1..)
+            .map(|i| after + i * HOUR)
+            .take_while(|hour| *hour <= through);
+        // Several hours in flight (each hour is its own partition of the index), taken in order.
+        let mut reads = futures_util::stream::iter(hours)
+            .map(|hour| self.source.released(region, hour))
+            .buffered(RELEASE_READS_IN_FLIGHT);
+        while let Some(read) = reads.next().await {
+            let read = read?;
+            report.read_requests += u64::from(read.requests);
+            report.read_units += read.read_units;
+            keys.extend(read.keys.into_iter().filter(|k| {
+                i64::from(k.rolling_start_number) * INTERVAL_SECONDS + KEY_RETENTION_SECONDS > as_of
+            }));
             report.hours_read += 1;
-            hour += HOUR;
         }
         keys.sort_unstable_by_key(|k| k.key_data);
         Ok(keys)

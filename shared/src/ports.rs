@@ -143,7 +143,17 @@ pub trait ReleasedKeySource {
         &self,
         region: &str,
         hour: i64,
-    ) -> impl Future<Output = Result<Vec<ExportKey>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<ReleasedHour, StoreError>> + Send;
+}
+
+/// One release hour's keys, and what reading them cost.
+#[derive(Debug, Default)]
+pub struct ReleasedHour {
+    pub keys: Vec<ExportKey>,
+    /// The read capacity units the store reported for the read (0 where it reports none).
+    pub read_units: f64,
+    /// Requests made (pages read).
+    pub requests: u32,
 }
 
 /// A release the exporter has committed to (batch numbers allocated) but not finished: a rerun

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use shared::domain::exposure_key::release_partition;
 use time::{Date, OffsetDateTime, Time};
 
+pub mod load;
 pub mod services;
 
 /// Every processing number the tests send. The privacy sweep looks for each of them everywhere.

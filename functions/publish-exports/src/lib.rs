@@ -42,6 +42,8 @@ where
         tracing::info!(
             region = %report.region,
             hours_read = report.hours_read,
+            read_requests = report.read_requests,
+            read_units = report.read_units,
             keys_released = report.keys_released,
             files_written = ?report.files_written,
             files_already_present = ?report.files_already_present,

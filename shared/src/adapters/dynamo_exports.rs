@@ -3,14 +3,15 @@
 //! (batch numbers), `batches#{region}` (published files, TTL when they leave list.json).
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
 
 use crate::adapters::dynamo::{Item, code, number, query_all};
 use crate::adapters::dynamo_keys::RELEASE_INDEX;
 use crate::domain::export::ExportKey;
 use crate::domain::exposure_key::{KEY_LENGTH, KeyData, ReportType, release_partition};
 use crate::ports::{
-    ExportLedger, ExportState, PendingRelease, PublishedBatch, ReleasedKeySource, StoreError,
+    ExportLedger, ExportState, PendingRelease, PublishedBatch, ReleasedHour, ReleasedKeySource,
+    StoreError,
 };
 
 fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
@@ -23,6 +24,10 @@ fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
+
+/// The attributes an export file needs from a keys-table item (`export_key`): the Query's
+/// projection. Empty: every attribute is read.
+pub const EXPORT_ATTRIBUTES: &[&str] = &[];
 
 /// Reads released keys: one Query of the `by-release` index per region and hour.
 pub struct DynamoReleasedKeys {
@@ -61,18 +66,53 @@ fn export_key(item: &Item) -> Option<ExportKey> {
 }
 
 impl ReleasedKeySource for DynamoReleasedKeys {
-    async fn released(&self, region: &str, hour: i64) -> Result<Vec<ExportKey>, StoreError> {
-        let query = self
+    async fn released(&self, region: &str, hour: i64) -> Result<ReleasedHour, StoreError> {
+        let mut query = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(RELEASE_INDEX)
             .key_condition_expression("#r = :r")
             .expression_attribute_names("#r", "release")
-            .expression_attribute_values(":r", AttributeValue::S(release_partition(region, hour)));
-        let items = query_all(query).await?;
-        let keys: Vec<ExportKey> = items.iter().filter_map(export_key).collect();
-        let unreadable = items.len() - keys.len();
+            .expression_attribute_values(":r", AttributeValue::S(release_partition(region, hour)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        if !EXPORT_ATTRIBUTES.is_empty() {
+            // Every name through an alias: none can collide with DynamoDB's reserved words.
+            let aliases: Vec<String> = (0..EXPORT_ATTRIBUTES.len())
+                .map(|i| format!("#a{i}"))
+                .collect();
+            query = query.projection_expression(aliases.join(","));
+            for (alias, name) in aliases.into_iter().zip(EXPORT_ATTRIBUTES) {
+                query = query.expression_attribute_names(alias, *name);
+            }
+        }
+        let mut read = ReleasedHour::default();
+        let mut unreadable = 0;
+        let mut start: Option<Item> = None;
+        // Page by page: each page's items become export keys (36 bytes each) before the next
+        // page is read, so what is held is the keys, never an hour's items.
+        loop {
+            let page = query
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| code(&e.into_service_error()))?;
+            read.requests += 1;
+            read.read_units += page
+                .consumed_capacity
+                .as_ref()
+                .and_then(|c| c.capacity_units)
+                .unwrap_or(0.0);
+            let items = page.items.unwrap_or_default();
+            let before = read.keys.len();
+            read.keys.extend(items.iter().filter_map(export_key));
+            unreadable += items.len() - (read.keys.len() - before);
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
         if unreadable > 0 {
             tracing::warn!(
                 region,
@@ -81,7 +121,7 @@ impl ReleasedKeySource for DynamoReleasedKeys {
                 "keys table items that are not keys were skipped"
             );
         }
-        Ok(keys)
+        Ok(read)
     }
 }
 

@@ -9,6 +9,8 @@
 //! (N, the TTL). Nothing else: no processing number, attestation payload, address or
 //! submission time.
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -39,40 +41,55 @@ impl DynamoExposureKeyStore {
     }
 
     async fn put(&self, key: &ExposureKey, received_at: i64) -> Result<bool, StoreError> {
-        let number = |n: i64| AttributeValue::N(n.to_string());
-        let release_at = key.release_at(received_at);
-        let mut request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(
-                "pk",
-                AttributeValue::S(format!("{}#{}", key.region, key.id.as_str())),
-            )
-            .item(
-                "release",
-                AttributeValue::S(release_partition(&key.region, release_at)),
-            )
-            .item(
-                "key_data",
-                AttributeValue::B(Blob::new(key.key_data.as_bytes().to_vec())),
-            )
-            .item(
-                "rolling_start_number",
-                number(key.rolling_start_number.into()),
-            )
-            .item("rolling_period", number(key.rolling_period.into()))
-            .item("transmission_risk", number(key.transmission_risk.into()))
-            .item("release_at", number(release_at))
-            .item("expires_at", number(key.expires_at()));
-        if let Some(report_type) = key.report_type {
-            request = request.item("report_type", number(report_type.value().into()));
-        }
-        if let Some(days) = key.days_since_onset {
-            request = request.item("days_since_onset", number(days.into()));
-        }
-        put_if_absent(request).await
+        put_if_absent(
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(key_item(key, received_at))),
+        )
+        .await
     }
+}
+
+/// The keys table's item for `key`, received at `received_at` (unix seconds): the layout above.
+/// Public so that a loader can write items exactly as `submit-keys` does.
+pub fn key_item(key: &ExposureKey, received_at: i64) -> HashMap<String, AttributeValue> {
+    let number = |n: i64| AttributeValue::N(n.to_string());
+    let release_at = key.release_at(received_at);
+    let mut item = HashMap::with_capacity(10);
+    item.insert(
+        "pk".to_owned(),
+        AttributeValue::S(format!("{}#{}", key.region, key.id.as_str())),
+    );
+    item.insert(
+        "release".to_owned(),
+        AttributeValue::S(release_partition(&key.region, release_at)),
+    );
+    item.insert(
+        "key_data".to_owned(),
+        AttributeValue::B(Blob::new(key.key_data.as_bytes().to_vec())),
+    );
+    item.insert(
+        "rolling_start_number".to_owned(),
+        number(key.rolling_start_number.into()),
+    );
+    item.insert(
+        "rolling_period".to_owned(),
+        number(key.rolling_period.into()),
+    );
+    item.insert(
+        "transmission_risk".to_owned(),
+        number(key.transmission_risk.into()),
+    );
+    item.insert("release_at".to_owned(), number(release_at));
+    item.insert("expires_at".to_owned(), number(key.expires_at()));
+    if let Some(report_type) = key.report_type {
+        item.insert("report_type".to_owned(), number(report_type.value().into()));
+    }
+    if let Some(days) = key.days_since_onset {
+        item.insert("days_since_onset".to_owned(), number(days.into()));
+    }
+    item
 }
 
 impl ExposureKeyStore for DynamoExposureKeyStore {
