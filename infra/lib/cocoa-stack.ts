@@ -111,6 +111,7 @@ const TUNING: Record<string, { memoryMb: number; timeout: Duration; reserved: nu
   'verify-processing-number': { memoryMb: 256, timeout: Duration.seconds(10), reserved: 10 },
   register: { memoryMb: 128, timeout: Duration.seconds(3), reserved: 10 },
   // One run at a time: the exporter's ledger makes a second run harmless, but never useful.
+  // Its memory and timeout are measured: infra/stack.json's `sizing` replaces these.
   'publish-exports': { memoryMb: 1024, timeout: Duration.minutes(10), reserved: 1 },
   'issue-log-id': { memoryMb: 256, timeout: Duration.seconds(10), reserved: 10 },
   'accept-logs': { memoryMb: 512, timeout: Duration.seconds(30), reserved: 10 },
@@ -447,7 +448,11 @@ export class CocoaStack extends Stack {
           '(or synthesize with -c placeholderArtifacts=true, never to deploy)',
       );
     }
-    const tuning = TUNING[fn.name] ?? { memoryMb: 256, timeout: Duration.seconds(10), reserved: 10 };
+    const tuned = TUNING[fn.name] ?? { memoryMb: 256, timeout: Duration.seconds(10), reserved: 10 };
+    // A declared sizing (measured, infra/stack.json) wins over the deployment's guess.
+    const tuning = fn.sizing
+      ? { ...tuned, memoryMb: fn.sizing.memoryMb, timeout: Duration.seconds(fn.sizing.timeoutSeconds) }
+      : tuned;
     const logGroup = new logs.LogGroup(this, `Logs-${fn.name}`, {
       logGroupName: `/aws/lambda/${fn.name}`,
       retention: logs.RetentionDays.ONE_MONTH,

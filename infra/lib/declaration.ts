@@ -41,6 +41,16 @@ export interface FunctionDeclaration {
   helpdeskRoutes?: string[];
   schedule?: string;
   environment: Record<string, string>;
+  /** Memory and timeout set from measurements (docs/BENCHMARKS.md); the deployment's own
+   * tuning otherwise. */
+  sizing?: FunctionSizing;
+}
+
+export interface FunctionSizing {
+  memoryMb: number;
+  timeoutSeconds: number;
+  /** What the figures rest on: the measurement and the headroom. */
+  basis: string;
 }
 
 export interface DeploymentSetting {

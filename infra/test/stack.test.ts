@@ -188,6 +188,17 @@ test('functions get the names and variables the local stack uses (one source: in
   assert.equal(ofType('AWS::Lambda::Function').filter(([, r]) => r.Properties.Runtime === 'provided.al2023').length, declaration.functions.length);
 });
 
+test("a function's measured sizing in infra/stack.json is what it is deployed with", () => {
+  const sized = declaration.functions.filter((f) => f.sizing);
+  assert.ok(sized.some((f) => f.name === 'publish-exports'), 'the exporter is sized from its bench');
+  for (const fn of sized) {
+    const properties = resources[functionId(fn.name)].Properties;
+    assert.equal(properties.MemorySize, fn.sizing!.memoryMb, fn.name);
+    assert.equal(properties.Timeout, fn.sizing!.timeoutSeconds, fn.name);
+    assert.ok(fn.sizing!.timeoutSeconds <= 900, 'within Lambda\'s 15 minutes');
+  }
+});
+
 test('scheduled functions run on their declared schedule, with a dead-letter queue and an alarm on it', () => {
   for (const fn of declaration.functions.filter((f) => f.schedule)) {
     const rule = ofType('AWS::Events::Rule').find(([, r]) => references(r.Properties.Targets).has(functionId(fn.name)));

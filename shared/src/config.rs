@@ -212,7 +212,11 @@ impl PublishExportsConfig {
         "MIN_KEYS_PER_RELEASE",
         "MAX_KEYS_PER_FILE",
     ];
-    pub const OPTIONAL: &'static [&'static str] = &["EXPORT_GRACE_SECONDS"];
+    pub const OPTIONAL: &'static [&'static str] = &[
+        "EXPORT_GRACE_SECONDS",
+        "RELEASE_READS_IN_FLIGHT",
+        "MAX_KEYS_PER_RUN",
+    ];
 
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let count = |name: &'static str, default: usize| -> Result<usize, ConfigError> {
@@ -257,6 +261,11 @@ impl PublishExportsConfig {
                     .trim_end_matches('/')
                     .to_owned(),
                 grace_seconds,
+                reads_in_flight: count(
+                    "RELEASE_READS_IN_FLIGHT",
+                    crate::export_run::RELEASE_READS_IN_FLIGHT,
+                )?,
+                max_keys_per_run: count("MAX_KEYS_PER_RUN", crate::export_run::MAX_KEYS_PER_RUN)?,
             },
         })
     }

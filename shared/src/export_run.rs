@@ -11,6 +11,8 @@
 //!
 //! Reads grow with what is released: one Query per region and elapsed hour, never a Scan.
 
+use std::time::{Duration, Instant};
+
 use time::OffsetDateTime;
 
 use crate::domain::export::ExportKey;
@@ -24,8 +26,13 @@ const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
 /// Published files stay listed while any of their keys started within this window.
 pub const PUBLISH_WINDOW_SECONDS: i64 = 14 * DAY;
-/// Release hours read at once.
-pub const RELEASE_READS_IN_FLIGHT: usize = 1;
+/// Release hours read at once, by default: each hour is its own partition of the index, so the
+/// reads do not compete in DynamoDB (docs/BENCHMARKS.md, "The exporter end to end").
+pub const RELEASE_READS_IN_FLIGHT: usize = 8;
+/// A run releases at most about this many keys (whole hours; `ExportSettings::max_keys_per_run`),
+/// so that it always fits the exporter Lambda's memory and timeout (docs/BENCHMARKS.md, "The
+/// exporter end to end"): a backlog larger than this is released over several runs.
+pub const MAX_KEYS_PER_RUN: usize = 5_000_000;
 /// A first run looks back this far.
 const FIRST_RUN_LOOKBACK_SECONDS: i64 = 15 * DAY;
 /// Zips never change: phones and CloudFront may keep them for a year.
@@ -45,6 +52,11 @@ pub struct ExportSettings {
     pub base_url: String,
     /// How old an hour must be before it is read (longer than a submission can take).
     pub grace_seconds: i64,
+    /// Release hours read at once (default `RELEASE_READS_IN_FLIGHT`).
+    pub reads_in_flight: usize,
+    /// A new release stops at the hour that brings it to this many keys (default
+    /// `MAX_KEYS_PER_RUN`); the next run releases the hours after it.
+    pub max_keys_per_run: usize,
 }
 
 /// One file to build: its keys (real ones; the builder pads) and what goes into its header.
@@ -100,6 +112,11 @@ pub struct RegionReport {
     /// Requests (pages) the reads of released keys took, and the read capacity they consumed.
     pub read_requests: u64,
     pub read_units: f64,
+    /// Time spent reading released keys; building, signing and uploading the files (and
+    /// recording them); rewriting list.json and retiring old files.
+    pub read_time: Duration,
+    pub publish_time: Duration,
+    pub list_time: Duration,
     pub keys_released: usize,
     pub files_written: Vec<u64>,
     pub files_already_present: Vec<u64>,
@@ -158,25 +175,31 @@ where
     }
 
     /// The keys released in `(after, through]`, still within retention at `as_of`, sorted by key
-    /// bytes (the order they are split in and written in).
+    /// bytes (the order they are split in and written in), and the last hour read: with
+    /// `key_cap`, reading stops after the hour that brings the keys to the cap (a release never
+    /// splits an hour), so one run holds and builds a bounded release and the next run goes on
+    /// from there.
     async fn released(
         &self,
         region: &str,
         after: i64,
         through: i64,
         as_of: i64,
+        key_cap: Option<usize>,
         report: &mut RegionReport,
-    ) -> Result<Vec<ExportKey>, ExportError> {
+    ) -> Result<(Vec<ExportKey>, i64), ExportError> {
         use futures_util::StreamExt as _;
+        let started = Instant::now();
         let mut keys = Vec::new();
         let hours = (1..)
             .map(|i| after + i * HOUR)
             .take_while(|hour| *hour <= through);
         // Several hours in flight (each hour is its own partition of the index), taken in order.
         let mut reads = futures_util::stream::iter(hours)
-            .map(|hour| self.source.released(region, hour))
-            .buffered(RELEASE_READS_IN_FLIGHT);
-        while let Some(read) = reads.next().await {
+            .map(|hour| async move { (hour, self.source.released(region, hour).await) })
+            .buffered(self.settings.reads_in_flight.max(1));
+        let mut last = after;
+        while let Some((hour, read)) = reads.next().await {
             let read = read?;
             report.read_requests += u64::from(read.requests);
             report.read_units += read.read_units;
@@ -184,9 +207,14 @@ where
                 i64::from(k.rolling_start_number) * INTERVAL_SECONDS + KEY_RETENTION_SECONDS > as_of
             }));
             report.hours_read += 1;
+            last = hour;
+            if key_cap.is_some_and(|cap| keys.len() >= cap) {
+                break;
+            }
         }
         keys.sort_unstable_by_key(|k| k.key_data);
-        Ok(keys)
+        report.read_time += started.elapsed();
+        Ok((keys, last))
     }
 
     async fn run_region(
@@ -224,17 +252,18 @@ where
                 } else {
                     // Filtered as of the release's `created`, as a resumed run filters them.
                     let created_ms = now_ms.max(state.last_created_ms + 1);
-                    let keys = self
+                    let (keys, through) = self
                         .released(
                             region,
                             after,
                             target,
                             created_ms.div_euclid(1000),
+                            Some(self.settings.max_keys_per_run),
                             &mut report,
                         )
                         .await?;
                     if keys.is_empty() {
-                        state.cursor_hour = Some(target);
+                        state.cursor_hour = Some(through);
                         self.save(region, &mut state).await?;
                         None
                     } else {
@@ -242,7 +271,7 @@ where
                         let first_batch = self.ledger.allocate_batches(files).await?;
                         let pending = PendingRelease {
                             after_hour: after,
-                            through_hour: target,
+                            through_hour: through,
                             first_batch,
                             files,
                             created_ms,
@@ -265,7 +294,9 @@ where
             self.save(region, &mut state).await?;
             stop(Checkpoint::StateAdvanced)?;
         }
+        let started = Instant::now();
         self.rewrite_list(region, now_s, &mut report, &stop).await?;
+        report.list_time = started.elapsed();
         Ok(report)
     }
 
@@ -288,17 +319,21 @@ where
             Some(keys) => keys,
             None => {
                 let as_of = pending.created_ms.div_euclid(1000);
+                // The committed hours, all of them, whatever the cap is now.
                 self.released(
                     region,
                     pending.after_hour,
                     pending.through_hour,
                     as_of,
+                    None,
                     report,
                 )
                 .await?
+                .0
             }
         };
         report.keys_released = keys.len();
+        let started = Instant::now();
         let files = usize::try_from(pending.files).unwrap_or(1).max(1);
         let chunk = keys.len().div_ceil(files).max(1);
         let mut batches = Vec::with_capacity(files);
@@ -350,6 +385,7 @@ where
         for batch in &batches {
             self.ledger.record_batch(region, batch).await?;
         }
+        report.publish_time += started.elapsed();
         stop(Checkpoint::FilesRecorded)
     }
 

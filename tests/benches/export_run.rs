@@ -4,7 +4,8 @@
 //!
 //! `cargo bench -p e2e --bench export_run` measures N = 10^4, 10^5 and 10^6 (`EXPORT_RUN_SIZES`,
 //! comma-separated, picks others); `cargo test -p e2e --bench export_run` (as `scripts/test` runs
-//! it) runs the smoke size, 20,000 keys in files of at most 8,000. Each size gets fresh
+//! it) runs the smoke size, 20,000 keys in files of at most 8,000 and runs of at most about
+//! 12,000 (`MAX_KEYS_PER_RUN`: so a second run releases the rest). Each size gets fresh
 //! services: load the keys over 24 release hours, set the exporter's cursor just before them
 //! (a run reads exactly those hours, as a run after a day's pause would), read them once bare
 //! (the baseline: a paginated Query of every hour, the same index and projection, items
@@ -12,7 +13,8 @@
 //! - list.json lists each file once, and the files are the release's consecutive batch numbers;
 //! - each file is a GAEN export whose signature verifies against the KMS key's public half;
 //! - every loaded key is in exactly one file, and no file holds anything else;
-//! - no file holds more keys than the limit, and the files' sizes differ by at most one.
+//! - no file holds more keys than the limit, and the files are the release's split (each but the
+//!   last ceil(keys / files) keys, the last the rest).
 //!
 //! A failed check ends the bench with an error: at the smoke size this is a test. Peak RSS is the
 //! bench process's `VmHWM` during the run (reset just before it through `/proc/self/clear_refs`),
@@ -20,26 +22,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 use e2e::load::{LoadPlan, load_released_keys};
 use e2e::services::{self, LocalService};
-use e2e::{ExporterSetup, bucket_objects};
+use e2e::{ExporterSetup, RequestCounter, bucket_objects};
 use serde_json::Value;
 use shared::adapters::AwsTimeouts;
 use shared::adapters::dynamo_exports::{DynamoExportLedger, EXPORT_ATTRIBUTES};
 use shared::adapters::dynamo_keys::RELEASE_INDEX;
 use shared::domain::export::{ExportPublicKey, parse_export_zip};
 use shared::domain::exposure_key::release_partition;
-use shared::export_run::{RELEASE_READS_IN_FLIGHT, never};
+use shared::export_run::{MAX_KEYS_PER_RUN, RELEASE_READS_IN_FLIGHT, never};
 use shared::ports::{ExportLedger, ExportState};
 use time::OffsetDateTime;
 
@@ -47,40 +42,6 @@ type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 const REGION: &str = "440";
 const RELEASE_HOURS: i64 = 24;
-
-/// Counts every request a client sends (each attempt), by service and operation.
-#[derive(Clone, Debug, Default)]
-struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
-
-impl Intercept for RequestCounter {
-    fn name(&self) -> &'static str {
-        "RequestCounter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> std::result::Result<(), BoxError> {
-        let name = cfg
-            .load::<Metadata>()
-            .map_or("?".to_owned(), |m| format!("{}.{}", m.service(), m.name()));
-        if let Ok(mut counts) = self.0.lock() {
-            *counts.entry(name).or_default() += 1;
-        }
-        Ok(())
-    }
-}
-
-impl RequestCounter {
-    fn take(&self) -> BTreeMap<String, u64> {
-        self.0
-            .lock()
-            .map(|mut c| std::mem::take(&mut *c))
-            .unwrap_or_default()
-    }
-}
 
 /// One size's figures.
 struct Row {
@@ -94,6 +55,11 @@ struct Row {
     baseline_units: f64,
     baseline_requests: u64,
     run: Duration,
+    /// CPU time the bench process used during the run (user + system, every thread): what a
+    /// Lambda's share of a vCPU has to cover.
+    run_cpu: Duration,
+    /// The run's read, publish and list times (its report).
+    phases: (Duration, Duration, Duration),
     rss_before_kib: u64,
     peak_kib: u64,
     requests: BTreeMap<String, u64>,
@@ -115,23 +81,35 @@ fn main() -> Result<()> {
     };
     let declared_max = declared_max_keys_per_file()?;
     let max_keys_per_file = if measuring { declared_max } else { 8_000 };
+    // At the smoke size, a cap that splits the backlog over two runs.
+    let max_keys_per_run = if measuring { MAX_KEYS_PER_RUN } else { 12_000 };
+    // The exporter's `RELEASE_READS_IN_FLIGHT` setting, as the Lambda would be given it.
+    let reads_in_flight = match std::env::var("RELEASE_READS_IN_FLIGHT") {
+        Ok(n) => n.parse()?,
+        Err(_) => RELEASE_READS_IN_FLIGHT,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     println!(
-        "publish-exports end to end ({}, {} cores; DynamoDB Local and moto on the same machine), files of at most {max_keys_per_file} keys, {RELEASE_HOURS} release hours",
+        "publish-exports end to end ({}, {} cores; DynamoDB Local and moto on the same machine), files of at most {max_keys_per_file} keys, {RELEASE_HOURS} release hours, {reads_in_flight} read at once",
         cpu_model(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let mut rows = Vec::new();
     for keys in sizes {
-        let row = runtime.block_on(one_size(keys, max_keys_per_file))?;
+        let row = runtime.block_on(one_size(
+            keys,
+            max_keys_per_file,
+            reads_in_flight,
+            max_keys_per_run,
+        ))?;
         print_row(&row);
         rows.push(row);
     }
     println!();
     println!(
-        "| N | load | baseline (bare Query) | run | run / baseline | peak RSS (growth) | bytes/key | DynamoDB requests (read units) | S3 puts | KMS calls | files × keys |"
+        "| N | load | baseline (bare Query) | run (CPU) | run / baseline | peak RSS (growth) | bytes/key | DynamoDB requests (read units) | S3 puts | KMS calls | files × keys |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for row in &rows {
@@ -154,11 +132,12 @@ fn main() -> Result<()> {
             .sum();
         let growth = row.peak_kib.saturating_sub(row.rss_before_kib);
         println!(
-            "| {} | {:.1} s | {:.2} s | {:.2} s | {:.2}× | {:.0} MB ({:.0} MB) | {:.0} | {dynamodb} ({:.0}) | {s3_puts} | {kms} | {} × {}–{} |",
+            "| {} | {:.1} s | {:.2} s | {:.2} s ({:.2} s) | {:.2}× | {:.0} MB ({:.0} MB) | {:.0} | {dynamodb} ({:.0}) | {s3_puts} | {kms} | {} × {}–{} |",
             row.keys,
             row.load.as_secs_f64(),
             row.baseline.as_secs_f64(),
             row.run.as_secs_f64(),
+            row.run_cpu.as_secs_f64(),
             row.run.as_secs_f64() / row.baseline.as_secs_f64(),
             row.peak_kib as f64 / 1024.0,
             growth as f64 / 1024.0,
@@ -174,7 +153,7 @@ fn main() -> Result<()> {
 
 fn print_row(row: &Row) {
     println!(
-        "N = {} ({} within their TTL): {} users loaded in {:.1} s; baseline {:.2} s ({} items, {} requests, {:.0} read units); run {:.2} s; peak RSS {:.0} MB ({:.0} MB before); {} files of {}–{} keys, {} bytes of zips; requests {:?}, read units {:.0}",
+        "N = {} ({} within their TTL): {} users loaded in {:.1} s; baseline {:.2} s ({} items, {} requests, {:.0} read units); run {:.2} s (read {:.2} s, build + sign + upload {:.2} s, list {:.2} s); peak RSS {:.0} MB ({:.0} MB before); {} files of {}–{} keys, {} bytes of zips; requests {:?}, read units {:.0}",
         row.keys,
         row.live,
         row.users,
@@ -184,6 +163,9 @@ fn print_row(row: &Row) {
         row.baseline_requests,
         row.baseline_units,
         row.run.as_secs_f64(),
+        row.phases.0.as_secs_f64(),
+        row.phases.1.as_secs_f64(),
+        row.phases.2.as_secs_f64(),
         row.peak_kib as f64 / 1024.0,
         row.rss_before_kib as f64 / 1024.0,
         row.files,
@@ -195,7 +177,12 @@ fn print_row(row: &Row) {
     );
 }
 
-async fn one_size(keys: usize, max_keys_per_file: usize) -> Result<Row> {
+async fn one_size(
+    keys: usize,
+    max_keys_per_file: usize,
+    reads_in_flight: usize,
+    max_keys_per_run: usize,
+) -> Result<Row> {
     let dynamodb = LocalService::dynamodb_local_in_memory();
     let moto = LocalService::moto();
     tokio::join!(dynamodb.start(), moto.start());
@@ -227,6 +214,12 @@ async fn one_size(keys: usize, max_keys_per_file: usize) -> Result<Row> {
     let now = OffsetDateTime::now_utc();
     let plan = LoadPlan::ending_before(REGION, keys, RELEASE_HOURS, now.unix_timestamp());
     let loaded = load_released_keys(&ddb, &tables["keys"], &plan).await?;
+    let last_hour = loaded
+        .per_hour
+        .keys()
+        .next_back()
+        .copied()
+        .unwrap_or(plan.last_release_hour);
     DynamoExportLedger::new(ddb.clone(), &tables["exports"])
         .save_state(
             REGION,
@@ -239,7 +232,7 @@ async fn one_size(keys: usize, max_keys_per_file: usize) -> Result<Row> {
 
     let started = Instant::now();
     let (baseline_items, baseline_units, baseline_requests) =
-        bare_read(&ddb, &tables["keys"], &plan).await?;
+        bare_read(&ddb, &tables["keys"], &plan, last_hour, reads_in_flight).await?;
     let mut baseline = started.elapsed();
     if baseline_items != keys {
         return Err(format!("the baseline read {baseline_items} of {keys} keys").into());
@@ -256,6 +249,8 @@ async fn one_size(keys: usize, max_keys_per_file: usize) -> Result<Row> {
         regions: vec![REGION.into()],
         max_keys_per_file,
         base_url: format!("{}/{bucket}", moto.endpoint()),
+        reads_in_flight,
+        max_keys_per_run,
     }
     .build()
     .await;
@@ -270,16 +265,51 @@ async fn one_size(keys: usize, max_keys_per_file: usize) -> Result<Row> {
     counter.take();
     let rss_before_kib = status_kib("VmRSS")?;
     std::fs::write("/proc/self/clear_refs", "5")?;
+    let cpu_before = cpu_time()?;
     let started = Instant::now();
     let reports = exporter.run(now, &never).await?;
     let run = started.elapsed();
+    let run_cpu = cpu_time()?.saturating_sub(cpu_before);
     let peak_kib = status_kib("VmHWM")?;
     let requests = counter.take();
-    let report = reports.first().ok_or("no region report")?;
+    let report = reports.first().ok_or("no region report")?.clone();
+    // A backlog over the per-run cap is released over several runs: the next ones (untimed)
+    // release the hours after the first run's.
+    let mut written = vec![report.files_written.clone()];
+    let mut hours = report.hours_read;
+    for _ in 0..8 {
+        let next = exporter.run(now, &never).await?;
+        let next = next.first().ok_or("no region report")?;
+        if next.keys_released == 0 {
+            break;
+        }
+        hours += next.hours_read;
+        written.push(next.files_written.clone());
+    }
+    counter.take();
+    if (written.len() > 1) != (keys >= max_keys_per_run) {
+        return Err(format!(
+            "{} runs for {keys} keys with at most {max_keys_per_run} a run",
+            written.len()
+        )
+        .into());
+    }
+    if hours > loaded.per_hour.len() + 2 {
+        return Err(format!("{hours} hours read for {} loaded", loaded.per_hour.len()).into());
+    }
+    eprintln!(
+        "N = {keys}: run {:.2} s (read {:.2} s, publish {:.2} s, list {:.2} s), peak RSS {} KiB ({rss_before_kib} KiB before), {:?}",
+        run.as_secs_f64(),
+        report.read_time.as_secs_f64(),
+        report.publish_time.as_secs_f64(),
+        report.list_time.as_secs_f64(),
+        peak_kib,
+        report
+    );
     // The baseline again, after the run: the faster of the two counts (so neither read gains
     // from coming second, and the ratio errs high).
     let started = Instant::now();
-    bare_read(&ddb, &tables["keys"], &plan).await?;
+    bare_read(&ddb, &tables["keys"], &plan, last_hour, reads_in_flight).await?;
     baseline = baseline.min(started.elapsed());
     counter.take();
 
@@ -291,7 +321,7 @@ async fn one_size(keys: usize, max_keys_per_file: usize) -> Result<Row> {
         &loaded.keys,
         now.unix_timestamp(),
         max_keys_per_file,
-        &report.files_written,
+        &written,
     )?;
     Ok(Row {
         keys,
@@ -303,6 +333,8 @@ async fn one_size(keys: usize, max_keys_per_file: usize) -> Result<Row> {
         baseline_units,
         baseline_requests,
         run,
+        run_cpu,
+        phases: (report.read_time, report.publish_time, report.list_time),
         rss_before_kib,
         peak_kib,
         requests,
@@ -313,18 +345,20 @@ async fn one_size(keys: usize, max_keys_per_file: usize) -> Result<Row> {
     })
 }
 
-/// The unavoidable read: every release hour of the plan, paginated, with the exporter's index,
+/// The unavoidable read: every release hour of the plan through `last_hour`, paginated, with the exporter's index,
 /// projection and number of hours in flight; the items are counted and dropped. Returns the
 /// items, the read units and the requests.
 async fn bare_read(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
     plan: &LoadPlan,
+    last_hour: i64,
+    reads_in_flight: usize,
 ) -> Result<(usize, f64, u64)> {
     use futures_util::StreamExt as _;
     let hours: Vec<i64> = (0..)
         .map(|i| plan.first_release_hour + i * 3600)
-        .take_while(|hour| *hour <= plan.last_release_hour)
+        .take_while(|hour| *hour <= last_hour)
         .collect();
     let names: Vec<(String, String)> = EXPORT_ATTRIBUTES
         .iter()
@@ -381,7 +415,7 @@ async fn bare_read(
                 Ok::<_, aws_sdk_dynamodb::Error>((items, units, requests))
             }
         })
-        .buffered(RELEASE_READS_IN_FLIGHT)
+        .buffered(reads_in_flight.max(1))
         .collect::<Vec<_>>()
         .await;
     let mut total = (0, 0.0, 0);
@@ -401,7 +435,7 @@ fn check_published(
     loaded: &[([u8; 16], i64)],
     now: i64,
     max_keys_per_file: usize,
-    written: &[u64],
+    written: &[Vec<u64>],
 ) -> Result<(usize, (usize, usize), usize, usize)> {
     let list: Vec<Value> = serde_json::from_slice(
         published
@@ -453,11 +487,22 @@ fn check_published(
         let doubled = found.values().filter(|(seen, _)| *seen > 1).count();
         return Err(format!("{lost} loaded keys in no file, {doubled} in more than one").into());
     }
-    if most > fewest + 1 {
-        return Err(format!("files of {fewest} to {most} keys: not an even split").into());
+    // One release (one run): every file but the last holds ceil(keys / files), the last the rest.
+    let files = list.len().max(1);
+    let per_file = live.div_ceil(files);
+    if written.len() == 1
+        && (most != per_file.min(live) || fewest < live.saturating_sub(per_file * (files - 1)))
+    {
+        return Err(format!("files of {fewest} to {most} keys: not the release's split").into());
     }
-    let expected_files = live.div_ceil(max_keys_per_file).max(1);
-    if list.len() != expected_files || written.len() != expected_files {
+    let runs = written.len();
+    let written: Vec<u64> = written.concat();
+    let expected_files = if runs == 1 {
+        live.div_ceil(max_keys_per_file).max(1)
+    } else {
+        written.len()
+    };
+    if list.len() != expected_files || written.len() != list.len() {
         return Err(format!(
             "{} files listed, {} written, {expected_files} expected",
             list.len(),
@@ -506,6 +551,22 @@ fn cpu_model() -> String {
                 .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// This process's CPU time so far (user + system, `/proc/self/stat` fields 14 and 15).
+fn cpu_time() -> Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after = stat.rsplit_once(')').ok_or("unreadable /proc/self/stat")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields
+        .get(11..13)
+        .ok_or("short /proc/self/stat")?
+        .iter()
+        .map(|f| f.parse::<u64>())
+        .sum::<std::result::Result<_, _>>()?;
+    // USER_HZ is 100 on every Linux these benches run on.
+    Ok(Duration::from_millis(ticks * 10))
 }
 
 /// A `/proc/self/status` figure, in KiB.

@@ -491,6 +491,10 @@ pub struct ExporterSetup<'a> {
     pub regions: Vec<String>,
     pub max_keys_per_file: usize,
     pub base_url: String,
+    /// `ExportSettings::reads_in_flight` (production's default: `RELEASE_READS_IN_FLIGHT`).
+    pub reads_in_flight: usize,
+    /// `ExportSettings::max_keys_per_run` (production's default: `MAX_KEYS_PER_RUN`).
+    pub max_keys_per_run: usize,
 }
 
 impl ExporterSetup<'_> {
@@ -518,8 +522,53 @@ impl ExporterSetup<'_> {
                 max_keys_per_file: self.max_keys_per_file,
                 base_url: self.base_url,
                 grace_seconds: 60,
+                reads_in_flight: self.reads_in_flight,
+                max_keys_per_run: self.max_keys_per_run,
             },
         }
+    }
+}
+
+/// An SDK interceptor that counts every request a client sends (each attempt), by service and
+/// operation (`DynamoDB.Query`, `S3.PutObject`, …); clones share the counts.
+#[derive(Clone, Debug, Default)]
+pub struct RequestCounter(
+    std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
+);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let name = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map_or("?".to_owned(), |m| format!("{}.{}", m.service(), m.name()));
+        if let Ok(mut counts) = self.0.lock() {
+            *counts.entry(name).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+impl RequestCounter {
+    /// Every request counted so far.
+    pub fn total(&self) -> u64 {
+        self.0.lock().map(|c| c.values().sum()).unwrap_or_default()
+    }
+
+    /// The counts so far, and zero from now on.
+    pub fn take(&self) -> std::collections::BTreeMap<String, u64> {
+        self.0
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
     }
 }
 

@@ -39,7 +39,11 @@ pub struct LoadPlan {
     pub region: String,
     /// How many keys (the last user may upload fewer than their days would give).
     pub keys: usize,
-    /// The first and the last release hour (unix seconds, whole hours, inclusive).
+    /// The first and the last hour uploads are released in (unix seconds, whole hours,
+    /// inclusive): each is received in the hour before. The day-old key of an upload received
+    /// in the first hour of a UTC day is released an hour later (two hours after its period
+    /// ended, `ExposureKey::release_at`), so keys can be released up to one hour after
+    /// `last_release_hour`; `Loaded::per_hour` says where they are.
     pub first_release_hour: i64,
     pub last_release_hour: i64,
     /// `BatchWriteItem`s in flight at once.
@@ -47,10 +51,10 @@ pub struct LoadPlan {
 }
 
 impl LoadPlan {
-    /// `keys` keys over the `hours` release hours that end with the last whole hour before
-    /// `now` (all of them old enough for an export run at `now` to read).
+    /// `keys` keys over `hours` release hours that end two hours before the current one, so
+    /// that every key (see `last_release_hour`) is old enough for an export run at `now` to read.
     pub fn ending_before(region: &str, keys: usize, hours: i64, now: i64) -> Self {
-        let last = now.div_euclid(HOUR) * HOUR - HOUR;
+        let last = now.div_euclid(HOUR) * HOUR - 2 * HOUR;
         Self {
             region: region.to_owned(),
             keys,
@@ -294,7 +298,8 @@ mod tests {
         let mut hours = std::collections::BTreeSet::new();
         for (key, received_at) in &keys {
             let release = key.release_at(*received_at);
-            assert!((plan.first_release_hour..=plan.last_release_hour).contains(&release));
+            assert!((plan.first_release_hour..=plan.last_release_hour + HOUR).contains(&release));
+            assert!(release + HOUR <= 1_795_132_800, "readable by a run now");
             hours.insert(release);
             let days = key.days_since_onset.expect("days since onset");
             assert!(

@@ -2,44 +2,19 @@
 //! production adapters; runs in process so a test can choose the clock and stop a run where a
 //! crash would.
 
-use std::collections::BTreeMap;
-use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::*;
 use shared::domain::export::parse_export_zip;
 use shared::export_run::{Checkpoint, ExportError, never};
+use std::collections::BTreeMap;
+use std::process::Command;
 use time::{Duration, OffsetDateTime};
-
-/// Counts the DynamoDB requests a client sends.
-#[derive(Debug, Clone, Default)]
-struct CountRequests(Arc<AtomicUsize>);
-
-impl Intercept for CountRequests {
-    fn name(&self) -> &'static str {
-        "CountRequests"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _config: &mut ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
 
 async fn exporter(
     stack: &Stack,
     regions: Vec<String>,
     max_keys_per_file: usize,
-    counter: Option<CountRequests>,
+    counter: Option<RequestCounter>,
 ) -> Exporter {
     let mut dynamodb_config = stack.dynamodb.config().to_builder();
     if let Some(counter) = counter {
@@ -56,6 +31,8 @@ async fn exporter(
         regions,
         max_keys_per_file,
         base_url: stack.environment("EXPORT_BASE_URL"),
+        reads_in_flight: shared::export_run::RELEASE_READS_IN_FLIGHT,
+        max_keys_per_run: shared::export_run::MAX_KEYS_PER_RUN,
     }
     .build()
     .await
@@ -336,14 +313,14 @@ async fn an_export_reads_what_it_releases_not_the_table() {
             unreleased,
         )
         .await;
-        let counter = CountRequests::default();
+        let counter = RequestCounter::default();
         let exporter = exporter(&stack, vec![region.clone()], 250_000, Some(counter.clone())).await;
         // A first run reads 15 days of hours; the second, only the hours since.
         exporter
             .run(OffsetDateTime::now_utc(), &never)
             .await
             .expect("run");
-        counts.push(counter.0.load(Ordering::SeqCst));
+        counts.push(counter.total());
     }
     assert!(counts[0] > 0, "the counter sees the exporter's requests");
     assert_eq!(

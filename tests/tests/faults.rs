@@ -482,6 +482,8 @@ async fn private_exporter(
         regions: vec![region.into()],
         max_keys_per_file: 300,
         base_url: format!("{}/{bucket}", moto.endpoint()),
+        reads_in_flight: shared::export_run::RELEASE_READS_IN_FLIGHT,
+        max_keys_per_run: shared::export_run::MAX_KEYS_PER_RUN,
     }
     .build()
     .await;

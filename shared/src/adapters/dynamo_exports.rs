@@ -26,8 +26,15 @@ fn n(value: impl ToString) -> AttributeValue {
 }
 
 /// The attributes an export file needs from a keys-table item (`export_key`): the Query's
-/// projection. Empty: every attribute is read.
-pub const EXPORT_ATTRIBUTES: &[&str] = &[];
+/// projection, so the item's id, release hour and times are neither sent nor parsed.
+pub const EXPORT_ATTRIBUTES: &[&str] = &[
+    "key_data",
+    "rolling_start_number",
+    "rolling_period",
+    "transmission_risk",
+    "report_type",
+    "days_since_onset",
+];
 
 /// Reads released keys: one Query of the `by-release` index per region and hour.
 pub struct DynamoReleasedKeys {
