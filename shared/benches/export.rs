@@ -2,8 +2,12 @@
 //! most 10× one SHA-256 pass over the same `export.bin`, the zip takes at most 20.2 bytes per key,
 //! and the process stays under 256 MB.
 //!
-//! `cargo bench -p shared --bench export` (the workspace's release profile, as Lambda runs it).
-//! Prints the median of several runs of each; it measures and reports, it does not fail on a bar.
+//! `cargo bench -p shared --bench export` (the workspace's release profile, as Lambda runs it);
+//! `taskset -c 0 cargo bench -p shared --bench export` for one core. Prints the CPU and the cores
+//! the process may use, then the median (and the best) of several runs of each. On a shared
+//! machine the load changes from second to second, so the hash is timed twice: taking turns with
+//! the builds (the same load as they saw) and back to back after them; the ratio divides by the
+//! lower median of the two. It measures and reports, it does not fail on a bar.
 
 use std::error::Error;
 use std::hint::black_box;
@@ -43,7 +47,9 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let mut build = Vec::with_capacity(runs);
     let mut encode = Vec::with_capacity(runs);
+    let mut hash = Vec::with_capacity(runs);
     let mut zip = Vec::new();
+    let mut export_bin_len = 0;
     for _ in 0..runs {
         let mut input = keys.clone();
         let start = Instant::now();
@@ -53,23 +59,34 @@ fn main() -> Result<(), Box<dyn Error>> {
 
         let mut input = keys.clone();
         let start = Instant::now();
-        black_box(encode_export_bin(&header, &mut input)?);
+        let export_bin = black_box(encode_export_bin(&header, &mut input)?);
         encode.push(start.elapsed());
-    }
+        drop(input);
 
-    // The baseline: one SHA-256 pass over the very export.bin the zip holds.
-    let mut sorted = keys.clone();
-    let export_bin = encode_export_bin(&header, &mut sorted)?;
-    drop(sorted);
-    let mut hash = Vec::with_capacity(runs);
-    for _ in 0..runs {
+        // The baseline: one SHA-256 pass over the very export.bin the zip holds (the same keys).
         let start = Instant::now();
         black_box(ring::digest::digest(
             &ring::digest::SHA256,
             black_box(&export_bin),
         ));
         hash.push(start.elapsed());
+        export_bin_len = export_bin.len();
     }
+
+    // The hash again, back to back, over the export.bin of the keys.
+    let mut sorted = keys.clone();
+    let export_bin = encode_export_bin(&header, &mut sorted)?;
+    drop(sorted);
+    let mut hash_again = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        black_box(ring::digest::digest(
+            &ring::digest::SHA256,
+            black_box(&export_bin),
+        ));
+        hash_again.push(start.elapsed());
+    }
+    drop(export_bin);
 
     drop(keys);
     // Read before the check below, whose parse of a million keys takes more than the export.
@@ -82,24 +99,46 @@ fn main() -> Result<(), Box<dyn Error>> {
         return Err("the zip lost keys".into());
     }
 
-    let (build, encode, hash) = (median(&mut build), median(&mut encode), median(&mut hash));
+    let best = |times: &[Duration]| times.iter().min().copied().unwrap_or_default();
+    let best_hash = best(&hash).min(best(&hash_again));
+    let (best_build, best_encode) = (best(&build), best(&encode));
+    let (build, encode) = (median(&mut build), median(&mut encode));
+    let (hash_between, hash_after) = (median(&mut hash), median(&mut hash_again));
+    let hash = hash_between.min(hash_after);
     let ratio = build.as_secs_f64() / hash.as_secs_f64();
+    let best_ratio = best_build.as_secs_f64() / best_hash.as_secs_f64();
     let zip_len = zip.len();
     let bytes_per_key = zip_len as f64 / key_count as f64;
     let verdict = |ok: bool| if ok { "ok" } else { "OVER THE BAR" };
     println!(
-        "export of {key_count} keys ({} MB export.bin), median of {runs} runs, {} cores",
-        export_bin.len() / 1_000_000,
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        "export of {key_count} keys ({} MB export.bin), median of {runs} runs (best in brackets)",
+        export_bin_len / 1_000_000,
     );
     println!(
-        "  build + sign + deflate-zip: {:>8.1} ms  (of which sort + protobuf: {:.1} ms)",
+        "  CPU: {}; cores this process may use: {}; load average: {}",
+        cpu_model(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load_average()
+    );
+    println!(
+        "  build + sign + deflate-zip: {:>8.1} ms ({:.1})",
         ms(build),
-        ms(encode)
+        ms(best_build)
     );
-    println!("  one SHA-256 pass:           {:>8.1} ms", ms(hash));
     println!(
-        "  ratio:                      {ratio:>8.2}x   (bar {MAX_RATIO}x: {})",
+        "    of which sort + protobuf: {:>8.1} ms ({:.1})  (encode_export_bin alone)",
+        ms(encode),
+        ms(best_encode)
+    );
+    println!(
+        "  one SHA-256 pass:           {:>8.1} ms ({:.1})  (between the builds {:.1}, after them {:.1})",
+        ms(hash),
+        ms(best_hash),
+        ms(hash_between),
+        ms(hash_after)
+    );
+    println!(
+        "  ratio:                      {ratio:>8.2}x ({best_ratio:.2}x)  (bar {MAX_RATIO}x: {})",
         verdict(ratio <= MAX_RATIO)
     );
     println!(
@@ -147,6 +186,41 @@ fn median(times: &mut [Duration]) -> Duration {
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
+}
+
+/// The first `model name` in /proc/cpuinfo (x86; other machines may not have one), with which of
+/// the features the hash and the compressors lean on it has: hosts of one "kind" differ.
+fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |wanted: &str| {
+        info.lines()
+            .filter_map(|line| line.split_once(':'))
+            .find(|(name, _)| name.trim() == wanted)
+            .map(|(_, value)| value.trim().to_owned())
+    };
+    let flags = field("flags").unwrap_or_default();
+    let features: Vec<&str> = ["sha_ni", "avx2", "avx512f", "pclmulqdq"]
+        .into_iter()
+        .filter(|feature| flags.split_whitespace().any(|flag| flag == *feature))
+        .collect();
+    format!(
+        "{} [{}]",
+        field("model name").unwrap_or_else(|| "unknown".to_owned()),
+        features.join(" ")
+    )
+}
+
+/// The 1-, 5- and 15-minute load averages (/proc/loadavg): the machine may be shared.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".to_owned(),
+        |line| {
+            line.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+    )
 }
 
 /// The process's peak resident set size (`VmHWM` in /proc/self/status), in KiB.

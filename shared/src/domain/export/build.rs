@@ -6,7 +6,7 @@ use prost::Message as _;
 
 use super::{
     DEFAULT_ROLLING_PERIOD, EXPORT_BIN_NAME, EXPORT_SIG_NAME, ExportHeader, ExportKey, HEADER,
-    SignatureInfo, deflate, parallel, proto, zip,
+    SignatureInfo, deflate, parallel, proto, sort, zip,
 };
 use crate::domain::exposure_key::{KEY_LENGTH, MAX_ROLLING_PERIOD};
 use crate::ports::{ExportSigner, SignError};
@@ -77,7 +77,8 @@ impl fmt::Debug for BuiltExport {
     }
 }
 
-/// Builds one signed export file from `keys` (which it sorts in place by key bytes).
+/// Builds one signed export file from `keys` (which it sorts in place by key bytes; after an
+/// error they may be in any order).
 ///
 /// Steps: sort and encode `export.bin` ([`encode_export_bin`]'s bytes), deflate it and compute
 /// its SHA-256; sign the digest through `signer` (KMS `Sign` with `MessageType=DIGEST` in
@@ -135,7 +136,7 @@ where
 /// `days_since_onset_of_symptoms` only when known. `revised_keys` stays empty.
 ///
 /// The bytes are exactly prost's encoding of the whole message (fields in number order, field 8
-/// empty): fields 1..=6 by prost, then each key as field 7 by `write_key`, which a test holds
+/// empty): fields 1..=6 by prost, then each key as field 7 by `write_keys`, which a test holds
 /// byte for byte to prost. Many keys are sorted and written on two threads (see `Layout`).
 pub fn encode_export_bin(
     header: &ExportHeader,
@@ -170,34 +171,26 @@ impl Layout {
     fn new(header: &ExportHeader, keys: &mut [ExportKey], below: u16) -> Result<Self, BuildError> {
         check_signature_info(&header.signature_info)?;
         let parallel = keys.len() >= PARALLEL_MIN_KEYS && parallel::two_cores();
-        // One part when single-threaded.
-        let below = if parallel { below } else { 0x100 };
-        // Checks every key and sums both parts' lengths (`first` = index of keys[0]).
-        let measure = |keys: &[ExportKey], first: usize| -> Result<(usize, usize), BuildError> {
-            let (mut low_len, mut high_len) = (0, 0);
-            for (offset, key) in keys.iter().enumerate() {
-                check_key(key).map_err(|reason| BuildError::InvalidKey {
-                    index: first + offset,
-                    reason,
-                })?;
-                if is_low(key, below) {
-                    low_len += encoded_key_len(key);
-                } else {
-                    high_len += encoded_key_len(key);
-                }
-            }
-            Ok((low_len, high_len))
-        };
-        let (low_len, high_len) = if parallel {
-            let (front, back) = keys.split_at(keys.len() / 2);
-            let (front_lens, back_lens) =
-                parallel::join(|| measure(front, 0), || measure(back, front.len()))?;
-            let ((front_low, front_high), (back_low, back_high)) = (front_lens?, back_lens?);
-            (front_low + back_low, front_high + back_high)
+        let (split, low_len, high_len) = if parallel {
+            // Each thread checks, measures and partitions one half; then the parts are joined.
+            let half = keys.len() / 2;
+            let (front, back) = keys.split_at_mut(half);
+            let (front, back) = parallel::join(
+                || check_and_partition(front, below, 0),
+                || check_and_partition(back, below, half),
+            )?;
+            let (front, back) = (front?, back?);
+            let split = join_parts(keys, half, front.low, back.low)?;
+            (
+                split,
+                front.low_len + back.low_len,
+                front.high_len + back.high_len,
+            )
         } else {
-            measure(keys, 0)?
+            // One part: every key is "low", nothing moves.
+            let all = check_and_partition(keys, 0x100, 0)?;
+            (all.low, all.low_len, all.high_len)
         };
-        let split = partition(keys, below);
         let mut head = HEADER.to_vec();
         proto::TemporaryExposureKeyExport {
             start_timestamp: Some(header.start_timestamp),
@@ -307,6 +300,39 @@ fn compress_in_two_parts(
     Ok((entry, digest))
 }
 
+/// [`partition`] on two threads: each partitions one half, then [`join_parts`]. Returns the
+/// number of low keys.
+fn partition_on_two_threads(keys: &mut [ExportKey], below: u16) -> Result<usize, BuildError> {
+    let half = keys.len() / 2;
+    let (front, back) = keys.split_at_mut(half);
+    let (front_low, back_low) =
+        parallel::join(|| partition(front, below), || partition(back, below))?;
+    join_parts(keys, half, front_low, back_low)
+}
+
+/// Turns two partitioned halves (`[front low | front high | back low | back high]`, the front
+/// `half` keys long) into one partitioned slice: the front half's high keys and the back half's
+/// low keys trade places, as few as there are of the rarer (each part is sorted next, so the
+/// order within it does not matter). Returns the number of low keys.
+fn join_parts(
+    keys: &mut [ExportKey],
+    half: usize,
+    front_low: usize,
+    back_low: usize,
+) -> Result<usize, BuildError> {
+    let front_high = half.checked_sub(front_low).ok_or(BuildError::Internal)?;
+    let moved = front_high.min(back_low);
+    let middle = keys
+        .get_mut(front_low..half + back_low)
+        .ok_or(BuildError::Internal)?;
+    let (first, rest) = middle.split_at_mut(moved);
+    let last = rest
+        .get_mut(rest.len() - moved..)
+        .ok_or(BuildError::Internal)?;
+    first.swap_with_slice(last);
+    Ok(front_low + back_low)
+}
+
 /// `export.sig`: a `TEKSignatureList` with one `TEKSignature` (the same signature info as in
 /// `export.bin`, batch 1 of 1, the DER signature).
 pub fn encode_export_sig(info: &SignatureInfo, signature: &[u8]) -> Vec<u8> {
@@ -322,73 +348,127 @@ pub fn encode_export_sig(info: &SignatureInfo, signature: &[u8]) -> Vec<u8> {
 }
 
 /// Orders keys by their bytes (`bytes.Compare` on the 16 bytes, as the reference server does),
-/// on two threads for large slices (see [`encode_export_bin`]).
+/// ties by metadata (see `sort.rs`), on two threads for large slices (see [`encode_export_bin`]).
 pub(super) fn sort_keys(keys: &mut [ExportKey]) {
     if keys.len() < PARALLEL_MIN_KEYS || !parallel::two_cores() {
-        sort_slice(keys);
+        sort::sort(keys);
         return;
     }
-    let split = partition(keys, HALVES_BELOW);
+    let Ok(split) = partition_on_two_threads(keys, HALVES_BELOW) else {
+        sort::sort(keys);
+        return;
+    };
     let (low, high) = keys.split_at_mut(split);
-    if parallel::join(|| sort_slice(low), || sort_slice(high)).is_err() {
-        sort_slice(keys);
+    if parallel::join(|| sort::sort(low), || sort::sort(high)).is_err() {
+        sort::sort(keys);
     }
 }
 
-/// Sorts `keys`, then writes them one after the other into `out`; false unless they fill it
-/// exactly (which [`encoded_key_len`] guarantees).
+/// Sorts `keys` and writes them one after the other into `out`, each sorted bucket as soon as it
+/// is final (while it is still in cache); false unless they fill it exactly (which
+/// [`encoded_key_len`] guarantees).
 fn sort_and_write(keys: &mut [ExportKey], out: &mut [u8]) -> bool {
-    sort_slice(keys);
     let mut position = 0;
-    for key in keys.iter() {
-        match out.get_mut(position..) {
-            Some(rest) => match write_key(rest, key) {
-                Some(len) => position += len,
-                None => return false,
-            },
-            None => return false,
-        }
-    }
-    position == out.len()
-}
-
-/// Sorts by the key bytes alone (compared as one big-endian integer, which orders like the
-/// bytes), then orders any run of equal keys by metadata: the same total order as comparing
-/// both at once, at two thirds of the cost.
-fn sort_slice(keys: &mut [ExportKey]) {
-    keys.sort_unstable_by_key(key_number);
-    let mut start = 0;
-    while start < keys.len() {
-        let number = keys.get(start).map(key_number);
-        let run = keys
-            .get(start..)
-            .map_or(0, |rest| {
-                rest.iter()
-                    .take_while(|key| Some(key_number(key)) == number)
-                    .count()
-            })
-            .max(1);
-        if run > 1
-            && let Some(equal) = keys.get_mut(start..start + run)
+    let all_written = sort::sort_in_runs(keys, |run| {
+        match out
+            .get_mut(position..)
+            .and_then(|rest| write_keys(run, rest))
         {
-            equal.sort_unstable_by_key(metadata);
+            Some(len) => {
+                position += len;
+                true
+            }
+            None => false,
         }
-        start += run;
+    });
+    all_written && position == out.len()
+}
+
+/// What [`check_and_partition`] found in its keys.
+#[derive(Debug)]
+struct Part {
+    /// Number of low keys, now first.
+    low: usize,
+    low_len: usize,
+    high_len: usize,
+}
+
+/// [`partition`], checking every key (`first` = the caller's index of `keys[0]`) and summing
+/// both parts' encoded lengths on the way: one pass over the keys instead of two. Every key is
+/// checked before it can move, so a refused key is still where the caller put it, and the one
+/// reported is the first refused in the caller's order (the keys may have been reordered).
+fn check_and_partition(
+    keys: &mut [ExportKey],
+    below: u16,
+    first: usize,
+) -> Result<Part, BuildError> {
+    let (mut front, mut back) = (0, keys.len());
+    let (mut low_len, mut high_len) = (0, 0);
+    let mut refused = false;
+    'scan: loop {
+        // Invariant: keys before `front` are low, keys from `back` on are high, all checked;
+        // keys in between are unchecked and unmoved.
+        while let Some(key) = keys.get(front).filter(|_| front < back) {
+            if check_key(key).is_err() {
+                refused = true;
+                break 'scan;
+            }
+            if !is_low(key, below) {
+                break;
+            }
+            low_len += encoded_key_len(key);
+            front += 1;
+        }
+        while let Some(key) = back
+            .checked_sub(1)
+            .filter(|last| *last > front)
+            .and_then(|last| keys.get(last))
+        {
+            if check_key(key).is_err() {
+                refused = true;
+                break 'scan;
+            }
+            if is_low(key, below) {
+                break;
+            }
+            high_len += encoded_key_len(key);
+            back -= 1;
+        }
+        if back <= front + 1 {
+            // Done; a key left at `front` (checked: high) belongs to the high part.
+            if let Some(key) = keys.get(front).filter(|_| front < back) {
+                high_len += encoded_key_len(key);
+            }
+            break;
+        }
+        // keys[front] is high and keys[back - 1] low, both checked: they trade places.
+        if let (Some(high), Some(low)) = (keys.get(front), keys.get(back - 1)) {
+            high_len += encoded_key_len(high);
+            low_len += encoded_key_len(low);
+        }
+        keys.swap(front, back - 1);
+        front += 1;
+        back -= 1;
     }
-}
-
-fn key_number(key: &ExportKey) -> u128 {
-    u128::from_be_bytes(*key.key_data.as_bytes())
-}
-
-fn metadata(key: &ExportKey) -> (u32, u32, u8, Option<u8>, Option<i32>) {
-    (
-        key.rolling_start_number,
-        key.rolling_period,
-        key.transmission_risk,
-        key.report_type.map(|report_type| report_type.value()),
-        key.days_since_onset,
-    )
+    if refused {
+        // The first refused key among those not yet checked (which have not moved).
+        let (index, reason) = keys
+            .get(front..back)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .find_map(|(offset, key)| check_key(key).err().map(|reason| (front + offset, reason)))
+            .ok_or(BuildError::Internal)?;
+        return Err(BuildError::InvalidKey {
+            index: first + index,
+            reason,
+        });
+    }
+    Ok(Part {
+        low: front,
+        low_len,
+        high_len,
+    })
 }
 
 fn is_low(key: &ExportKey, below: u16) -> bool {
@@ -418,17 +498,23 @@ fn partition(keys: &mut [ExportKey], below: u16) -> usize {
 /// Longest encoded key: tag and length 2, key_data 18, transmission risk 2, rolling start 6,
 /// rolling period 3, report type 2, days since onset 6 (typically 31 in all).
 const MAX_KEY_LEN: usize = 39;
+/// [`write_keys`] writes each key into a window of `out` this long (at least [`MAX_KEY_LEN`], a
+/// fixed-size array, so the bytes go straight in without a check each); only the key's own
+/// bytes are written, the rest of the window is the next key's.
+const KEY_WINDOW: usize = 48;
+/// Field 7 (`keys`), length-delimited.
+const KEYS_TAG: u8 = (KEYS_FIELD << 3 | 2) as u8;
 
-/// Length of [`write_key`]'s output for `key`.
+/// Length of `key`'s encoding by [`write_keys`] (field 7 tag and length included).
 fn encoded_key_len(key: &ExportKey) -> usize {
     let mut len = 2 + 2 + KEY_LENGTH;
-    len += 1 + varint_len(u64::from(key.transmission_risk));
-    len += 1 + varint_len(u64::from(key.rolling_start_number));
+    len += 1 + varint_len(u32::from(key.transmission_risk));
+    len += 1 + varint_len(key.rolling_start_number);
     if key.rolling_period != DEFAULT_ROLLING_PERIOD {
-        len += 1 + varint_len(u64::from(key.rolling_period));
+        len += 1 + varint_len(key.rolling_period);
     }
     if let Some(report_type) = key.report_type {
-        len += 1 + varint_len(u64::from(report_type.value()));
+        len += 1 + varint_len(u32::from(report_type.value()));
     }
     if let Some(days) = key.days_since_onset {
         len += 1 + varint_len(zigzag(days));
@@ -436,63 +522,86 @@ fn encoded_key_len(key: &ExportKey) -> usize {
     len
 }
 
-/// Writes `key` as field 7 (`keys`) of a `TemporaryExposureKeyExport` at the start of `out`, as
-/// prost would (see [`to_proto_key`]), without building a message: a million keys take a few
-/// milliseconds instead of tens (SPEC §7's 10x budget is about 170 ms here). Returns the length
-/// written, or `None` when `out` is too short. `key` must have passed [`check_key`].
-fn write_key(out: &mut [u8], key: &ExportKey) -> Option<usize> {
-    let mut buf = [0u8; MAX_KEY_LEN];
-    let mut len = 2; // the field 7 tag and the message length, set last
-    let mut put = |byte: u8| {
-        if let Some(slot) = buf.get_mut(len) {
-            *slot = byte;
-            len += 1;
+/// Writes each of `keys` as field 7 (`keys`) of a `TemporaryExposureKeyExport`, one after the
+/// other from the start of `out`, as prost would (see [`to_proto_key`]), without building a
+/// message: straight into `out` (no buffer per key, whose copy out stalled on its own stores),
+/// the message length computed first. Returns the length written, or `None` when `out` is too
+/// short. The keys must have passed [`check_key`].
+fn write_keys(keys: &[ExportKey], out: &mut [u8]) -> Option<usize> {
+    let mut position = 0;
+    for key in keys {
+        let len = encoded_key_len(key);
+        if len > MAX_KEY_LEN {
+            return None;
         }
-    };
-    put(0x0A); // 1: key_data, length-delimited
-    put(KEY_LENGTH as u8);
-    for byte in key.key_data.as_bytes() {
-        put(*byte);
+        let window = out
+            .get_mut(position..position + KEY_WINDOW)
+            .and_then(|window| <&mut [u8; KEY_WINDOW]>::try_from(window).ok());
+        if let Some(window) = window {
+            encode_key(window, key, len);
+        } else {
+            // The last few keys: through a copy.
+            let mut window = [0; KEY_WINDOW];
+            encode_key(&mut window, key, len);
+            out.get_mut(position..position + len)?
+                .copy_from_slice(window.get(..len)?);
+        }
+        position += len;
     }
-    put(0x10); // 2: transmission_risk_level, varint
-    put_varint(&mut put, u64::from(key.transmission_risk));
-    put(0x18); // 3: rolling_start_interval_number, varint
-    put_varint(&mut put, u64::from(key.rolling_start_number));
+    Some(position)
+}
+
+/// `key`, of encoded length `len` (at most [`MAX_KEY_LEN`]), at the start of `window`.
+fn encode_key(window: &mut [u8; KEY_WINDOW], key: &ExportKey, len: usize) {
+    window[0] = KEYS_TAG;
+    // The message length: at most 37, a one-byte varint.
+    window[1] = (len - 2) as u8;
+    window[2] = 0x0A; // 1: key_data, length-delimited
+    window[3] = KEY_LENGTH as u8;
+    window[4..4 + KEY_LENGTH].copy_from_slice(key.key_data.as_bytes());
+    let mut at = 4 + KEY_LENGTH;
+    at = put(window, at, 0x10); // 2: transmission_risk_level, varint
+    at = put_varint(window, at, u32::from(key.transmission_risk));
+    at = put(window, at, 0x18); // 3: rolling_start_interval_number, varint
+    at = put_varint(window, at, key.rolling_start_number);
     if key.rolling_period != DEFAULT_ROLLING_PERIOD {
-        put(0x20); // 4: rolling_period, varint
-        put_varint(&mut put, u64::from(key.rolling_period));
+        at = put(window, at, 0x20); // 4: rolling_period, varint
+        at = put_varint(window, at, key.rolling_period);
     }
     if let Some(report_type) = key.report_type {
-        put(0x28); // 5: report_type, varint
-        put_varint(&mut put, u64::from(report_type.value()));
+        at = put(window, at, 0x28); // 5: report_type, varint
+        at = put_varint(window, at, u32::from(report_type.value()));
     }
     if let Some(days) = key.days_since_onset {
-        put(0x30); // 6: days_since_onset_of_symptoms, sint32 (zig-zag varint)
-        put_varint(&mut put, zigzag(days));
+        at = put(window, at, 0x30); // 6: days_since_onset_of_symptoms, sint32 (zig-zag varint)
+        put_varint(window, at, zigzag(days));
     }
-    // Field 7, length-delimited; the message is at most 37 bytes, a one-byte varint.
-    buf[0] = (KEYS_FIELD << 3 | 2) as u8;
-    buf[1] = u8::try_from(len - 2).ok().filter(|len| *len < 0x80)?;
-    out.get_mut(..len)?.copy_from_slice(buf.get(..len)?);
-    Some(len)
 }
 
-fn put_varint(put: &mut impl FnMut(u8), mut value: u64) {
+/// Puts `byte` at `at` (nothing past the window); returns the next position.
+fn put(window: &mut [u8; KEY_WINDOW], at: usize, byte: u8) -> usize {
+    if let Some(slot) = window.get_mut(at) {
+        *slot = byte;
+    }
+    at + 1
+}
+
+fn put_varint(window: &mut [u8; KEY_WINDOW], mut at: usize, mut value: u32) -> usize {
     while value >= 0x80 {
-        put((value as u8 & 0x7F) | 0x80);
+        at = put(window, at, (value as u8 & 0x7F) | 0x80);
         value >>= 7;
     }
-    put(value as u8);
+    put(window, at, value as u8)
 }
 
-fn varint_len(value: u64) -> usize {
+fn varint_len(value: u32) -> usize {
     // One byte per started group of 7 bits, at least one.
-    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+    (32 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// sint32's zig-zag mapping: 0, -1, 1, -2 ... → 0, 1, 2, 3 ...
-fn zigzag(value: i32) -> u64 {
-    u64::from(((value << 1) ^ (value >> 31)) as u32)
+fn zigzag(value: i32) -> u32 {
+    ((value << 1) ^ (value >> 31)) as u32
 }
 
 fn check_key(key: &ExportKey) -> Result<(), &'static str> {
@@ -526,7 +635,7 @@ fn check_signature_info(info: &SignatureInfo) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// The generated message of `key` (checked by [`check_key`]): what [`write_key`] must encode.
+/// The generated message of `key` (checked by [`check_key`]): what [`write_keys`] must encode.
 #[cfg(test)]
 #[allow(deprecated)] // transmission_risk_level: deprecated in GAEN v1.5, still written
 fn to_proto_key(key: &ExportKey) -> proto::TemporaryExposureKey {
@@ -560,6 +669,21 @@ mod tests {
             report_type: Some(ReportType::CONFIRMED_TEST),
             days_since_onset: Some(-3),
         }
+    }
+
+    /// The export's protobuf (without the header) as prost encodes it from `keys`, in order.
+    fn prost_encoding(keys: &[ExportKey]) -> Vec<u8> {
+        proto::TemporaryExposureKeyExport {
+            start_timestamp: Some(header().start_timestamp),
+            end_timestamp: Some(header().end_timestamp),
+            region: Some(header().region),
+            batch_num: Some(1),
+            batch_size: Some(1),
+            signature_infos: vec![header().signature_info.to_proto()],
+            keys: keys.iter().map(to_proto_key).collect(),
+            revised_keys: Vec::new(),
+        }
+        .encode_to_vec()
     }
 
     fn header() -> ExportHeader {
@@ -640,7 +764,7 @@ mod tests {
                                 days_since_onset: days,
                             };
                             let mut ours = vec![0; MAX_KEY_LEN];
-                            let len = write_key(&mut ours, &key).expect("fits");
+                            let len = write_keys(&[key], &mut ours).expect("fits");
                             ours.truncate(len);
                             assert_eq!(len, encoded_key_len(&key));
                             let mut theirs = Vec::new();
@@ -654,6 +778,98 @@ mod tests {
             }
         }
         assert_eq!(checked, 8 * 6 * 4 * 4 * 8);
+    }
+
+    #[test]
+    fn a_run_of_keys_encodes_as_prost_encodes_the_repeated_field() {
+        // With and without report type and days since onset, full-day and partial periods, varint
+        // boundaries; the last keys go through the copy instead of the window.
+        let mut keys = random_keys(300);
+        keys.extend([
+            ExportKey {
+                report_type: None,
+                days_since_onset: None,
+                ..key(1, 144)
+            },
+            ExportKey {
+                report_type: None,
+                ..key(2, 1)
+            },
+            ExportKey {
+                days_since_onset: None,
+                ..key(3, 143)
+            },
+            ExportKey {
+                report_type: ReportType::new(0),
+                days_since_onset: Some(0),
+                ..key(4, 128)
+            },
+            ExportKey {
+                days_since_onset: Some(i32::MIN),
+                rolling_start_number: i32::MAX as u32,
+                transmission_risk: 0,
+                ..key(5, 127)
+            },
+            ExportKey {
+                days_since_onset: Some(i32::MAX),
+                rolling_start_number: 0,
+                ..key(6, 144)
+            },
+        ]);
+        for start in [0, keys.len() - 8, keys.len() - 1, keys.len()] {
+            let run = &keys[start..];
+            let len: usize = run.iter().map(encoded_key_len).sum();
+            let mut ours = vec![0xEE; len];
+            assert_eq!(write_keys(run, &mut ours), Some(len));
+            let mut theirs = Vec::new();
+            for key in run {
+                prost::encoding::message::encode(7, &to_proto_key(key), &mut theirs);
+            }
+            assert_eq!(ours, theirs, "keys {start}..");
+            if len > 0 {
+                // One byte short: refused, and nothing written past the end.
+                let mut short = vec![0xEE; len];
+                assert_eq!(write_keys(run, &mut short[..len - 1]), None);
+                assert_eq!(short[len - 1], 0xEE);
+            }
+        }
+    }
+
+    #[test]
+    fn skewed_and_duplicate_keys_give_prost_of_the_standard_order() {
+        // Enough keys for two threads; a third share their first 15 bytes, some keys appear
+        // several times with different metadata, some exactly twice.
+        let mut keys = random_keys(90_000);
+        for (index, key) in keys.iter_mut().enumerate() {
+            let mut data = *key.key_data.as_bytes();
+            match index % 6 {
+                0 | 1 => data[..15].copy_from_slice(&[0x80; 15]),
+                2 => data = [(index % 7) as u8; 16],
+                _ => {}
+            }
+            key.key_data = KeyData::new(data);
+        }
+        let twins: Vec<ExportKey> = keys.iter().step_by(97).copied().collect();
+        keys.extend(twins);
+        let mut expected = keys.clone();
+        expected.sort_by(|a, b| {
+            let meta = |key: &ExportKey| {
+                (
+                    key.rolling_start_number,
+                    key.rolling_period,
+                    key.transmission_risk,
+                    key.report_type.map(ReportType::value),
+                    key.days_since_onset,
+                )
+            };
+            a.key_data.cmp(&b.key_data).then(meta(a).cmp(&meta(b)))
+        });
+        let bin = encode_export_bin(&header(), &mut keys).expect("encodes");
+        assert!(keys == expected, "sorted as the standard sort does");
+        assert!(
+            bin[16..] == prost_encoding(&expected)[..],
+            "as prost encodes it"
+        );
     }
 
     #[test]
@@ -684,6 +900,69 @@ mod tests {
             expected.sort_by_key(|key| key.key_data);
             sort_keys(keys);
             assert!(*keys == expected);
+        }
+    }
+
+    #[test]
+    fn checking_while_partitioning_sums_lengths_and_reports_the_first_refused_key() {
+        for below in [0x00, 0x01, 0x55, 0x80, 0xFF, 0x100] {
+            for count in [0, 1, 2, 3, 10, 1_000] {
+                let keys = random_keys(count);
+                let mut parted = keys.clone();
+                let part = check_and_partition(&mut parted, below, 7).expect("all valid");
+                let (low, high) = parted.split_at(part.low);
+                assert!(low.iter().all(|key| is_low(key, below)));
+                assert!(high.iter().all(|key| !is_low(key, below)));
+                assert_eq!(part.low_len, low.iter().map(encoded_key_len).sum::<usize>());
+                assert_eq!(
+                    part.high_len,
+                    high.iter().map(encoded_key_len).sum::<usize>()
+                );
+                let (mut a, mut b) = (keys, parted);
+                a.sort_by(sort::compare);
+                b.sort_by(sort::compare);
+                assert!(a == b, "the same keys");
+            }
+            // Refused keys anywhere: the first in the caller's order is reported.
+            for bad in [
+                vec![0],
+                vec![999],
+                vec![500, 3],
+                vec![998, 999, 1],
+                vec![640, 641],
+            ] {
+                let mut keys = random_keys(1_000);
+                for (n, index) in bad.iter().enumerate() {
+                    keys[*index].rolling_period = if n % 2 == 0 { 0 } else { 145 };
+                }
+                let first = *bad.iter().min().expect("one");
+                match check_and_partition(&mut keys, below, 10) {
+                    Err(BuildError::InvalidKey { index, .. }) => {
+                        assert_eq!(index, 10 + first, "{below:#x} {bad:?}")
+                    }
+                    other => panic!("expected InvalidKey, got {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn large_exports_report_the_first_refused_key_in_either_half() {
+        for bad in [
+            vec![80_000],
+            vec![80_000, 70_000],
+            vec![99_999, 20_000],
+            vec![0],
+        ] {
+            let mut keys = random_keys(100_000);
+            for index in &bad {
+                keys[*index].transmission_risk = 9;
+            }
+            let first = *bad.iter().min().expect("one");
+            match encode_export_bin(&header(), &mut keys) {
+                Err(BuildError::InvalidKey { index, .. }) => assert_eq!(index, first, "{bad:?}"),
+                other => panic!("expected InvalidKey at {first}, got {other:?}"),
+            }
         }
     }
 
@@ -739,18 +1018,8 @@ mod tests {
                 parsed.contents.keys == keys,
                 "every key, in order, as stored"
             );
-            let whole = proto::TemporaryExposureKeyExport {
-                start_timestamp: Some(header().start_timestamp),
-                end_timestamp: Some(header().end_timestamp),
-                region: Some(header().region),
-                batch_num: Some(1),
-                batch_size: Some(1),
-                signature_infos: vec![header().signature_info.to_proto()],
-                keys: keys.iter().map(to_proto_key).collect(),
-                revised_keys: Vec::new(),
-            };
             assert!(
-                parsed.export_bin[16..] == whole.encode_to_vec()[..],
+                parsed.export_bin[16..] == prost_encoding(&keys)[..],
                 "as prost encodes it"
             );
         }

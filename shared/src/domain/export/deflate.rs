@@ -20,8 +20,8 @@
 //! and so takes the final part. Their concatenation is one valid deflate stream (RFC 1951 §3.2.3:
 //! blocks simply follow one another); the only loss is that no match crosses the seam. SHA-256 (for
 //! the signature) and CRC-32 (for the zip) are computed alongside. `build.rs` runs the two parts as
-//! two pipelines (sort, write, compress); together: about 155 ms, 9x the hash, 20.07 bytes per key
-//! (`cargo bench -p shared --bench export`).
+//! two pipelines (sort, write, compress); together: about 155 ms, 8-9x the hash, 20.07 bytes per
+//! key, the compressors about three quarters of it (`cargo bench -p shared --bench export`).
 
 use flate2::{Compress, Compression, FlushCompress};
 use libdeflater::{CompressionLvl, Compressor};

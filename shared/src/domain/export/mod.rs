@@ -21,6 +21,7 @@ mod deflate;
 mod padding;
 mod parallel;
 mod parse;
+mod sort;
 #[rustfmt::skip]
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod proto;
