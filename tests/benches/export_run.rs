@@ -24,16 +24,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use e2e::load::{LoadPlan, load_released_keys};
 use e2e::services::{self, LocalService};
-use e2e::{ExporterSetup, RequestCounter, bucket_objects};
-use serde_json::Value;
+use e2e::{ExporterSetup, RequestCounter, bucket_objects, listed_exports};
 use shared::adapters::AwsTimeouts;
-use shared::adapters::dynamo_exports::{DynamoExportLedger, EXPORT_ATTRIBUTES};
-use shared::adapters::dynamo_keys::RELEASE_INDEX;
-use shared::domain::export::{ExportPublicKey, parse_export_zip};
-use shared::domain::exposure_key::release_partition;
+use shared::adapters::dynamo_exports::{DynamoExportLedger, DynamoReleasedKeys};
+use shared::domain::export::ExportPublicKey;
 use shared::export_run::{MAX_KEYS_PER_RUN, RELEASE_READS_IN_FLIGHT, never};
 use shared::ports::{ExportLedger, ExportState};
 use time::OffsetDateTime;
@@ -345,9 +341,10 @@ async fn one_size(
     })
 }
 
-/// The unavoidable read: every release hour of the plan through `last_hour`, paginated, with the exporter's index,
-/// projection and number of hours in flight; the items are counted and dropped. Returns the
-/// items, the read units and the requests.
+/// The unavoidable read: every release hour of the plan through `last_hour`, paginated, with the
+/// exporter's own Query (`DynamoReleasedKeys::each_page`: its index and projection) and number of
+/// hours in flight; the items are counted and dropped. Returns the items, the read units and the
+/// requests.
 async fn bare_read(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
@@ -356,63 +353,27 @@ async fn bare_read(
     reads_in_flight: usize,
 ) -> Result<(usize, f64, u64)> {
     use futures_util::StreamExt as _;
-    let hours: Vec<i64> = (0..)
+    let source = DynamoReleasedKeys::new(ddb.clone(), table);
+    let hours = (0..)
         .map(|i| plan.first_release_hour + i * 3600)
-        .take_while(|hour| *hour <= last_hour)
-        .collect();
-    let names: Vec<(String, String)> = EXPORT_ATTRIBUTES
-        .iter()
-        .enumerate()
-        .map(|(i, name)| (format!("#a{i}"), (*name).to_owned()))
-        .collect();
-    let projection = names
-        .iter()
-        .map(|(alias, _)| alias.as_str())
-        .collect::<Vec<_>>()
-        .join(",");
+        .take_while(|hour| *hour <= last_hour);
     let reads = futures_util::stream::iter(hours)
         .map(|hour| {
-            let names = names.clone();
-            let projection = projection.clone();
+            let source = &source;
             async move {
-                let mut query = ddb
-                    .query()
-                    .table_name(table)
-                    .index_name(RELEASE_INDEX)
-                    .key_condition_expression("#r = :r")
-                    .expression_attribute_names("#r", "release")
-                    .expression_attribute_values(
-                        ":r",
-                        AttributeValue::S(release_partition(REGION, hour)),
-                    )
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
-                if !names.is_empty() {
-                    query = query.projection_expression(projection);
-                    for (alias, name) in names {
-                        query = query.expression_attribute_names(alias, name);
-                    }
-                }
-                let mut start = None;
                 let (mut items, mut units, mut requests) = (0usize, 0f64, 0u64);
-                loop {
-                    let page = query
-                        .clone()
-                        .set_exclusive_start_key(start.take())
-                        .send()
-                        .await?;
-                    requests += 1;
-                    units += page
-                        .consumed_capacity
-                        .as_ref()
-                        .and_then(|c| c.capacity_units)
-                        .unwrap_or(0.0);
-                    items += page.items.map_or(0, |items| items.len());
-                    match page.last_evaluated_key {
-                        Some(key) if !key.is_empty() => start = Some(key),
-                        _ => break,
-                    }
-                }
-                Ok::<_, aws_sdk_dynamodb::Error>((items, units, requests))
+                source
+                    .each_page(REGION, hour, |page| {
+                        requests += 1;
+                        units += page
+                            .consumed_capacity
+                            .as_ref()
+                            .and_then(|c| c.capacity_units)
+                            .unwrap_or(0.0);
+                        items += page.items.map_or(0, |items| items.len());
+                    })
+                    .await?;
+                Ok::<_, shared::ports::StoreError>((items, units, requests))
             }
         })
         .buffered(reads_in_flight.max(1))
@@ -437,39 +398,24 @@ fn check_published(
     max_keys_per_file: usize,
     written: &[Vec<u64>],
 ) -> Result<(usize, (usize, usize), usize, usize)> {
-    let list: Vec<Value> = serde_json::from_slice(
-        published
-            .get(&format!("c19r/{REGION}/list.json"))
-            .ok_or("no list.json")?,
-    )?;
+    let list = listed_exports(published, &format!("c19r/{REGION}/"), bucket, verifying_key)?;
     // A key past its TTL when the run starts is left out (as DynamoDB's TTL would remove it).
     let mut found: HashMap<[u8; 16], (u32, bool)> = loaded
         .iter()
         .map(|(key, expires_at)| (*key, (0, *expires_at > now)))
         .collect();
-    let mut listed = Vec::new();
     let (mut fewest, mut most, mut bytes) = (usize::MAX, 0, 0);
-    for entry in &list {
-        let url = entry["url"].as_str().ok_or("an entry without url")?;
-        let (_, object) = url
-            .split_once(&format!("/{bucket}/"))
-            .ok_or("a URL outside the bucket")?;
-        if listed.contains(&object.to_owned()) {
-            return Err(format!("{object} is listed twice").into());
-        }
-        listed.push(object.to_owned());
-        let zip = published.get(object).ok_or("a listed file is missing")?;
-        bytes += zip.len();
-        let export = parse_export_zip(zip)?;
-        export.verify(verifying_key)?;
-        let count = export.contents.keys.len();
+    for file in &list {
+        let object = &file.object;
+        bytes += file.zip_bytes;
+        let count = file.keys.len();
         if count > max_keys_per_file {
             return Err(format!("{object} holds {count} keys, over {max_keys_per_file}").into());
         }
         fewest = fewest.min(count);
         most = most.max(count);
-        for key in &export.contents.keys {
-            match found.get_mut(key.key_data.as_bytes()) {
+        for key in &file.keys {
+            match found.get_mut(key) {
                 Some((seen, true)) => *seen += 1,
                 Some((_, false)) => {
                     return Err(format!("{object} holds a key past its TTL").into());
@@ -510,10 +456,10 @@ fn check_published(
         )
         .into());
     }
-    let numbers: Vec<u64> = listed
+    let numbers: Vec<u64> = list
         .iter()
-        .map(|object| {
-            object
+        .map(|file| {
+            file.object
                 .rsplit('/')
                 .next()
                 .and_then(|name| name.strip_suffix(".zip"))

@@ -408,6 +408,57 @@ pub async fn put_released_keys(
     written
 }
 
+/// One file an export run published, as list.json lists it.
+pub struct ListedExport {
+    /// Its object key in the bucket.
+    pub object: String,
+    pub zip_bytes: usize,
+    /// The bytes of each key it holds, in file order.
+    pub keys: Vec<[u8; 16]>,
+}
+
+/// The files `prefix`'s list.json lists, in list order, from `published` (`bucket_objects`):
+/// each listed once, present, a GAEN export, and signed by `verifying_key`; otherwise why not.
+pub fn listed_exports(
+    published: &std::collections::BTreeMap<String, Vec<u8>>,
+    prefix: &str,
+    bucket: &str,
+    verifying_key: &shared::domain::export::ExportPublicKey,
+) -> Result<Vec<ListedExport>, String> {
+    let list = published
+        .get(&format!("{prefix}list.json"))
+        .ok_or("no list.json")?;
+    let list: Vec<Value> = serde_json::from_slice(list).map_err(|e| e.to_string())?;
+    let mut listed: Vec<ListedExport> = Vec::with_capacity(list.len());
+    for entry in &list {
+        let url = entry["url"].as_str().ok_or("an entry without url")?;
+        let (_, object) = url
+            .split_once(&format!("/{bucket}/"))
+            .ok_or("a URL outside the bucket")?;
+        if listed.iter().any(|file| file.object == object) {
+            return Err(format!("{object} is listed twice"));
+        }
+        let zip = published
+            .get(object)
+            .ok_or_else(|| format!("{object} is listed but missing"))?;
+        let export = shared::domain::export::parse_export_zip(zip).map_err(|e| e.to_string())?;
+        export
+            .verify(verifying_key)
+            .map_err(|e| format!("{object}: {e}"))?;
+        listed.push(ListedExport {
+            object: object.to_owned(),
+            zip_bytes: zip.len(),
+            keys: export
+                .contents
+                .keys
+                .iter()
+                .map(|key| *key.key_data.as_bytes())
+                .collect(),
+        });
+    }
+    Ok(listed)
+}
+
 /// Every object under `prefix` in `bucket`, with its bytes.
 pub async fn bucket_objects(
     s3: &aws_sdk_s3::Client,

@@ -29,7 +29,7 @@ use shared::adapters::dynamo_logs::{DynamoLogIds, DynamoOperationLogs};
 use shared::adapters::dynamo_tokens::DynamoUsedTokens;
 use shared::adapters::kms_mac::KmsMac;
 use shared::adapters::lambda_verifier::LambdaVerifier;
-use shared::domain::export::{ExportPublicKey, parse_export_zip};
+use shared::domain::export::ExportPublicKey;
 use shared::export_run::{Checkpoint, ExportError};
 use shared::logs::{AcceptLogs, IssueLogIds};
 use shared::ports::{LogIdIssuer, LogIdRegistry, OperationLogStore};
@@ -582,9 +582,9 @@ async fn an_export_run_survives_moto_hanging_and_dynamodb_crashing_mid_run() {
     assert_eq!(listed.len(), 3);
 }
 
-/// Checks what an export run published under `prefix`: list.json lists each file once, each
-/// listed file is a GAEN export signed by `verifying_key`, and every `seeded` key is in exactly
-/// one listed file. Returns the listed object keys, in list order.
+/// Checks what an export run published under `prefix` (`listed_exports`: list.json lists each
+/// file once, each a GAEN export signed by `verifying_key`) and that every `seeded` key is in
+/// exactly one listed file. Returns the listed object keys, in list order.
 fn check_published(
     published: &std::collections::BTreeMap<String, Vec<u8>>,
     prefix: &str,
@@ -592,32 +592,20 @@ fn check_published(
     verifying_key: &ExportPublicKey,
     seeded: &[Vec<u8>],
 ) -> Vec<String> {
-    let list: Vec<Value> =
-        serde_json::from_slice(&published[&format!("{prefix}list.json")]).expect("list.json");
-    let mut found: HashMap<Vec<u8>, usize> = HashMap::new();
-    let mut listed = Vec::new();
-    for entry in &list {
-        let url = entry["url"].as_str().expect("url");
-        let key = url
-            .split_once(&format!("/{bucket}/"))
-            .map(|(_, key)| key.to_owned())
-            .expect("a URL into the bucket");
-        assert!(!listed.contains(&key), "{key} is listed once");
-        let export = parse_export_zip(&published[&key]).expect("a GAEN export");
-        export.verify(verifying_key).expect("signed by the KMS key");
-        for key in &export.contents.keys {
-            *found.entry(key.key_data.as_bytes().to_vec()).or_default() += 1;
-        }
-        listed.push(key);
+    let listed = listed_exports(published, prefix, bucket, verifying_key)
+        .unwrap_or_else(|why| panic!("the published files: {why}"));
+    let mut found: HashMap<&[u8], usize> = HashMap::new();
+    for key in listed.iter().flat_map(|file| &file.keys) {
+        *found.entry(key.as_slice()).or_default() += 1;
     }
     for key in seeded {
         assert_eq!(
-            found.get(key),
+            found.get(key.as_slice()),
             Some(&1),
             "a released key is in exactly one file"
         );
     }
-    listed
+    listed.into_iter().map(|file| file.object).collect()
 }
 
 /// A verification token for the valid number, from the stack's `verify-processing-number`.

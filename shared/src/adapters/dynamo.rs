@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -30,23 +31,33 @@ pub(crate) fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     }
 }
 
-/// Every item a query matches, page after page.
-pub(crate) async fn query_all(query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
-    let mut items = Vec::new();
+/// Every page a query matches, in order, each handed to `on_page` before the next is read.
+pub(crate) async fn query_pages(
+    query: QueryFluentBuilder,
+    mut on_page: impl FnMut(QueryOutput),
+) -> Result<(), StoreError> {
     let mut start: Option<Item> = None;
     loop {
-        let page = query
+        let mut page = query
             .clone()
             .set_exclusive_start_key(start.take())
             .send()
             .await
             .map_err(|e| code(&e.into_service_error()))?;
-        items.extend(page.items.unwrap_or_default());
-        match page.last_evaluated_key {
+        let next = page.last_evaluated_key.take();
+        on_page(page);
+        match next {
             Some(key) if !key.is_empty() => start = Some(key),
-            _ => return Ok(items),
+            _ => return Ok(()),
         }
     }
+}
+
+/// Every item a query matches, page after page.
+pub(crate) async fn query_all(query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::new();
+    query_pages(query, |page| items.extend(page.items.unwrap_or_default())).await?;
+    Ok(items)
 }
 
 /// Puts the item only if no item has its partition key: `Ok(false)` if one already had it.

@@ -3,9 +3,10 @@
 //! (batch numbers), `batches#{region}` (published files, TTL when they leave list.json).
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
 
-use crate::adapters::dynamo::{Item, code, number, query_all};
+use crate::adapters::dynamo::{Item, code, number, query_all, query_pages};
 use crate::adapters::dynamo_keys::RELEASE_INDEX;
 use crate::domain::export::ExportKey;
 use crate::domain::exposure_key::{KEY_LENGTH, KeyData, ReportType, release_partition};
@@ -26,7 +27,7 @@ fn n(value: impl ToString) -> AttributeValue {
 }
 
 /// The attributes an export file needs from a keys-table item (`export_key`): the Query's
-/// projection, so the item's id, release hour and times are neither sent nor parsed.
+/// projection (never empty), so the item's id, release hour and times are neither sent nor parsed.
 pub const EXPORT_ATTRIBUTES: &[&str] = &[
     "key_data",
     "rolling_start_number",
@@ -72,8 +73,19 @@ fn export_key(item: &Item) -> Option<ExportKey> {
     })
 }
 
-impl ReleasedKeySource for DynamoReleasedKeys {
-    async fn released(&self, region: &str, hour: i64) -> Result<ReleasedHour, StoreError> {
+impl DynamoReleasedKeys {
+    /// The Query of one release hour, page by page: what `released` reads (the index, the
+    /// projection, the consumed capacity), for a caller that wants the pages themselves.
+    pub async fn each_page(
+        &self,
+        region: &str,
+        hour: i64,
+        on_page: impl FnMut(QueryOutput),
+    ) -> Result<(), StoreError> {
+        // Every name through an alias: none can collide with DynamoDB's reserved words.
+        let aliases: Vec<String> = (0..EXPORT_ATTRIBUTES.len())
+            .map(|i| format!("#a{i}"))
+            .collect();
         let mut query = self
             .client
             .query()
@@ -82,29 +94,22 @@ impl ReleasedKeySource for DynamoReleasedKeys {
             .key_condition_expression("#r = :r")
             .expression_attribute_names("#r", "release")
             .expression_attribute_values(":r", AttributeValue::S(release_partition(region, hour)))
+            .projection_expression(aliases.join(","))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        if !EXPORT_ATTRIBUTES.is_empty() {
-            // Every name through an alias: none can collide with DynamoDB's reserved words.
-            let aliases: Vec<String> = (0..EXPORT_ATTRIBUTES.len())
-                .map(|i| format!("#a{i}"))
-                .collect();
-            query = query.projection_expression(aliases.join(","));
-            for (alias, name) in aliases.into_iter().zip(EXPORT_ATTRIBUTES) {
-                query = query.expression_attribute_names(alias, *name);
-            }
+        for (alias, name) in aliases.into_iter().zip(EXPORT_ATTRIBUTES) {
+            query = query.expression_attribute_names(alias, *name);
         }
+        query_pages(query, on_page).await
+    }
+}
+
+impl ReleasedKeySource for DynamoReleasedKeys {
+    async fn released(&self, region: &str, hour: i64) -> Result<ReleasedHour, StoreError> {
         let mut read = ReleasedHour::default();
         let mut unreadable = 0;
-        let mut start: Option<Item> = None;
         // Page by page: each page's items become export keys (36 bytes each) before the next
         // page is read, so what is held is the keys, never an hour's items.
-        loop {
-            let page = query
-                .clone()
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| code(&e.into_service_error()))?;
+        self.each_page(region, hour, |page| {
             read.requests += 1;
             read.read_units += page
                 .consumed_capacity
@@ -115,11 +120,8 @@ impl ReleasedKeySource for DynamoReleasedKeys {
             let before = read.keys.len();
             read.keys.extend(items.iter().filter_map(export_key));
             unreadable += items.len() - (read.keys.len() - before);
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
+        })
+        .await?;
         if unreadable > 0 {
             tracing::warn!(
                 region,
