@@ -325,8 +325,10 @@ pub struct NewOperationLog<'a> {
     pub expires_at: i64,
     /// Redactions by kind label, counts only.
     pub redactions: Vec<(&'static str, u64)>,
-    /// SHA-256 of `body`. A retry of an upload whose answer was lost stores the same bytes (the
-    /// redaction and the encoding are deterministic), so this is how it is told from another log.
+    /// SHA-256 of the log as the app sent it, redacted: for a JSON log without its receipt time
+    /// (`RedactedOperationLog::digest`), for a zip of the stored zip (deterministic). A retry of
+    /// an upload whose answer was lost has the same digest; that is how it is told from another
+    /// log.
     pub digest: [u8; 32],
     /// What the upload uses up, in the same transaction as the log (together or not at all).
     pub spends: Spends,

@@ -4,7 +4,7 @@
 //! - the operation-logs table (`pk` = log ID, `sk` = `meta` or `chunk#{upload}#{index}`): the
 //!   stored bytes are cut into chunks under DynamoDB's 400 KB item limit; the `meta` item, written
 //!   last and in one transaction with the use of the log ID or grant, is what makes a log exist.
-//!   Its `sha256` (of the stored bytes) tells a retry of the same upload from another log; its
+//!   Its `sha256` (`NewOperationLog::digest`) tells a retry of the same upload from another log; its
 //!   `received_day` feeds the sparse `by-received-day` index the helpdesk lists from;
 //! - the event-logs table (`pk` = COCOA's event-log id).
 //!
@@ -326,8 +326,8 @@ fn is_refused_unprocessed(error: &TransactWriteItemsError) -> bool {
     )
 }
 
-/// The stored log's expiry when `meta` records the log with `digest` (SHA-256 of the stored
-/// bytes, which are beside it: the digest reveals nothing they do not).
+/// The stored log's expiry when `meta` records the log with `digest` (`NewOperationLog::digest`:
+/// of the redacted log, which is stored beside it, so the digest reveals nothing it does not).
 fn same_log_expires_at(meta: &Item, digest: &[u8; 32]) -> Option<i64> {
     match meta.get("sha256") {
         Some(AttributeValue::B(stored)) if stored.as_ref() == digest => number(meta, "expires_at"),
